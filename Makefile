@@ -1,0 +1,43 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+# The virtual environment is built once (.venv/.installed is its stamp) and
+# rebuilt when the package metadata changes.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The CPU build of torch: on the course machines pip finds `torch==2.13.0+cpu`
+# locally; elsewhere set TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# to avoid pulling the multi-GB CUDA wheels.
+TORCH_INDEX ?=
+PIP_TORCH := $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX),)
+
+.PHONY: venv demo test test-slow lab export clean-nbs check-nbdev wheel clean
+
+$(VENV)/.installed: settings.ini setup.py pyproject.toml constraints-cpu.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(PIP_TORCH) -c constraints-cpu.txt -e ".[dev]"
+	$(BIN)/python -m pip check
+	touch $@
+
+venv: $(VENV)/.installed
+
+demo: $(VENV)/.installed
+	$(BIN)/python -m tau_course.demo --out runs/demo
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest
+
+test-slow: $(VENV)/.installed
+	$(BIN)/nbdev_test --flags slow
+
+lab: $(VENV)/.installed
+	$(BIN)/jupyter lab nbs/
+
+export: $(VENV)/.installed
+	$(BIN)/nbdev_export && $(BIN)/nbdev_clean
+
+wheel: $(VENV)/.installed
+	$(BIN)/python -m pip wheel -q --no-deps . -w dist/
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info runs .pytest_cache
