@@ -28,7 +28,8 @@ test: $(VENV)/.installed
 	$(BIN)/python -m pytest
 
 test-slow: $(VENV)/.installed
-	$(BIN)/nbdev_test --flags slow
+	TAU_SLOW=1 $(BIN)/python -m pytest
+	$(BIN)/nbdev_test --flags slow --n_workers 1
 
 lab: $(VENV)/.installed
 	$(BIN)/jupyter lab nbs/

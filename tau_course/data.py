@@ -6,14 +6,15 @@
 __all__ = ['MNIST_FILES', 'MNIST_SHA256', 'MMNIST_TEST_SHA256', 'MMNIST_TEST_URL', 'STANDIN_SEED', 'STANDIN_FINGERPRINT',
            'MNIST_MIRRORS', 'data_root', 'parse_idx', 'read_idx', 'ChecksumError', 'check_sha256', 'load_mnist',
            'show_grid', 'bounce_path', 'random_trajectory', 'render', 'to_xy', 'MovingMNIST', 'mmnist_test_path',
-           'check_file_sha256', 'MovingMNISTTestFile', 'fingerprint', 'standin_test_set', 'mmnist_test_set', 'save_gif',
-           'animate_html', 'download_mnist']
+           'check_file_sha256', 'MovingMNISTTestFile', 'fingerprint', 'standin_test_set', 'mmnist_test_set', 'Pooled',
+           'save_gif', 'animate_html', 'atomic_write', 'download_mnist']
 
 # %% ../nbs/01_data.ipynb #e223c262
 import gzip, hashlib, math, operator, os, tempfile, urllib.request, warnings, zlib
 from pathlib import Path
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch.utils.data import Dataset
 import matplotlib.pyplot as plt
 from matplotlib import animation
@@ -322,6 +323,23 @@ def mmnist_test_set(kind:str='auto', # 'auto', 'standard' (the file, required) o
                                      f"(MNIST test digits, seed {STANDIN_SEED}); label results 'standin'", stacklevel=2)
     return standin_test_set(root), 'standin'
 
+# %% ../nbs/01_data.ipynb #cfa18933
+class Pooled(Dataset):
+    "The (x, y) items of `ds`, each frame average-pooled by `factor` (CPU-scale runs that keep the 64x64 geometry)."
+    def __init__(self, ds, # a dataset of (x, y) frame tensors (T, C, H, W)
+                 factor:int=2): # pooling window and stride; H and W must be divisible by it
+        self.ds, self.factor = ds, _check_int('factor', factor, 1)
+    def set_epoch(self, epoch:int):
+        if hasattr(self.ds, 'set_epoch'): self.ds.set_epoch(epoch)
+    def __len__(self): return len(self.ds)
+    def __getitem__(self, i):
+        x, y = self.ds[i]
+        if x.shape[-1] % self.factor or x.shape[-2] % self.factor:
+            raise ValueError(f"frames of {tuple(x.shape[-2:])} are not divisible by the pooling factor {self.factor}")
+        return tuple(F.avg_pool2d(f, self.factor) for f in (x, y))  # (T, C, H, W) -> (T, C, H/f, W/f)
+    def __repr__(self): return f"Pooled({self.ds!r}, factor={self.factor})"
+
+
 # %% ../nbs/01_data.ipynb #1a10ba06
 def _animation(frames, fps:float=4, size:float=1.3, cmap:str='gray')->animation.FuncAnimation:
     "A FuncAnimation of one sequence, or of a dict of equally long sequences side by side."
@@ -359,7 +377,7 @@ MNIST_MIRRORS = ('https://ossci-datasets.s3.amazonaws.com/mnist/',
                  'https://storage.googleapis.com/cvdf-datasets/mnist/',
                  'http://yann.lecun.com/exdb/mnist/')
 
-def _atomic_write(path:Path, data:bytes):
+def atomic_write(path:Path, data:bytes):
     "Write `data` to a temporary file next to `path`, then rename it into place."
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + '.', suffix='.part')
@@ -383,7 +401,7 @@ def download_mnist(root:str|Path|None=None, # data folder; files go to <root>/mn
                 with urllib.request.urlopen(url, timeout=timeout) as r: gz = r.read()
                 check_sha256(gzip.decompress(gz), sha, url)
             except Exception as e: errors.append(f"{url}: {e}"); continue
-            _atomic_write(folder/f'{name}.gz', gz); break
+            atomic_write(folder/f'{name}.gz', gz); break
         else: raise RuntimeError(f"download_mnist: could not reach any mirror for {name}.gz (or none served the "
             f"right file). Place the files by hand: copy {', '.join(f'{n}.gz' for n in MNIST_SHA256)} (gz or raw) "
             f"into {folder}, or set TAU_COURSE_DATA to a folder whose mnist/ holds them. Tried: " + '; '.join(errors))
