@@ -7,7 +7,7 @@ __all__ = ['EXIT_OK', 'EXIT_USAGE', 'RESULT_KEYS', 'METRIC_KEYS', 'DATASET_NAMES
            'write_result', 'load_model', 'read_context', 'dataset_label', 'eval_dataset', 'StopAfter', 'cmd_train',
            'cmd_eval', 'cmd_predict', 'cmd_export', 'cmd_demo', 'cmd_data', 'build_parser', 'main', 'cli']
 
-# %% ../nbs/10_cli.ipynb #1af3b41e
+# %% ../nbs/10_cli.ipynb #6e6d5e07
 import argparse, json, os, platform, shutil, subprocess, sys, time, warnings
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -18,13 +18,13 @@ from .model import TAU, TAUConfig, predict
 from .train import (RECIPES, get_recipe, train, evaluate, NonFiniteLossError, find_checkpoint, EXIT_NONFINITE,
                               Callback, CancelFitException)
 
-# %% ../nbs/10_cli.ipynb #76ce31e3
+# %% ../nbs/10_cli.ipynb #3a3d4ca8
 class CLIError(Exception):
     "A user mistake: printed as one line (the problem and the fix), exit status 2."
 
 EXIT_OK, EXIT_USAGE = 0, 2
 
-# %% ../nbs/10_cli.ipynb #52c00424
+# %% ../nbs/10_cli.ipynb #315f1f62
 def hardware() -> str:
     "The accelerator's name, else the CPU model and core count."
     if torch.cuda.is_available(): return torch.cuda.get_device_name()
@@ -41,7 +41,7 @@ def git_commit() -> str|None:
         return run('rev-parse', 'HEAD') + ('+dirty' if run('status', '--porcelain', '--untracked-files=no') else '')
     except (OSError, subprocess.SubprocessError): return None
 
-# %% ../nbs/10_cli.ipynb #0541024f
+# %% ../nbs/10_cli.ipynb #33a4170a
 RESULT_KEYS = ('name', 'config', 'seed', 'metrics', 'test_set', 'wall_time_s', 'throughput_seq_s', 'hardware', 'torch', 'git_commit')
 
 def write_result(path, name:str, config:dict, seed, metrics:dict, test_set:str, wall_time_s:float,
@@ -52,7 +52,7 @@ def write_result(path, name:str, config:dict, seed, metrics:dict, test_set:str, 
     atomic_write(Path(path), (json.dumps(rec, indent=1, default=str) + '\n').encode())
     return Path(path)
 
-# %% ../nbs/10_cli.ipynb #09febcd8
+# %% ../nbs/10_cli.ipynb #5b7a1a71
 def load_model(ckpt) -> TAU:
     "The TAU of checkpoint folder `ckpt` (a training checkpoint or a `save_pretrained` folder), in eval mode."
     ckpt = Path(ckpt)
@@ -75,7 +75,7 @@ def load_model(ckpt) -> TAU:
                        "or from another config") from None
     return model.eval()
 
-# %% ../nbs/10_cli.ipynb #5213aa13
+# %% ../nbs/10_cli.ipynb #bdcf8895
 def read_context(path, in_shape:tuple) -> tuple[torch.Tensor, bool]:
     "Load a context .npy for a model of `in_shape` (T, C, H, W): a float32 (B, T, C, H, W) tensor and whether a batch axis was given."
     path = Path(path)
@@ -93,7 +93,7 @@ def read_context(path, in_shape:tuple) -> tuple[torch.Tensor, bool]:
     x = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
     return (x if batched else x[None]), batched
 
-# %% ../nbs/10_cli.ipynb #258f0cc2
+# %% ../nbs/10_cli.ipynb #5131b4bd
 def dataset_label(ds) -> str:
     "'standard', 'standin', or what part of the stand-in distribution `ds` is (size, count); else its class name."
     from tau_course.data import MovingMNISTTestFile, STANDIN_SEED
@@ -121,7 +121,7 @@ def eval_dataset(in_shape:tuple, kind:str='auto', n:int|None=None, root=None):
     if n is not None and n < len(ds): ds = torch.utils.data.Subset(ds, range(n))
     return ds, dataset_label(ds)
 
-# %% ../nbs/10_cli.ipynb #a0e1a75f
+# %% ../nbs/10_cli.ipynb #a2ea2cf0
 METRIC_KEYS = ('mse', 'mae', 'mse_px', 'mae_px', 'psnr', 'ssim')
 
 def _metrics(rec:dict) -> dict: return {k: float(rec[k]) for k in (*METRIC_KEYS, 'valid_loss') if k in rec}
@@ -137,7 +137,7 @@ def _recipe(a):
     if data: cfg.data_kw = {**cfg.data_kw, **data}
     return cfg
 
-# %% ../nbs/10_cli.ipynb #2049a4f7
+# %% ../nbs/10_cli.ipynb #0fa98cc3
 class StopAfter(Callback):
     "End training after `n` optimiser steps (smoke tests of a recipe: does it start and step?)."
     order = 100
@@ -166,15 +166,20 @@ def cmd_train(a) -> int:
     print(json.dumps(_metrics(rec)))
     return EXIT_OK
 
-# %% ../nbs/10_cli.ipynb #46c375e6
+# %% ../nbs/10_cli.ipynb #720e2531
+def _test_set(in_shape, kind:str, n:int|None):
+    "`eval_dataset`, with the stand-in notice as one line on stderr instead of a warning."
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        ds, label = eval_dataset(in_shape, kind, n)
+    if kind == 'auto' and label.startswith('standin'):
+        print(f"tau-course: standard Moving MNIST test file not found; using the stand-in test set ({label})", file=sys.stderr)
+    return ds, label
+
 def cmd_eval(a) -> int:
     "Evaluate a checkpoint on the Moving MNIST test set (standard, else the labelled stand-in) and record it."
     model = load_model(a.ckpt)
-    with warnings.catch_warnings():
-        warnings.simplefilter('ignore')
-        ds, label = eval_dataset(model.config.in_shape, a.test_set, a.n)
-    if a.test_set == 'auto' and label.startswith('standin'):
-        print(f"tau-course eval: standard test file not found; using the stand-in test set ({label})", file=sys.stderr)
+    ds, label = _test_set(model.config.in_shape, a.test_set, a.n)
     t0 = time.time()
     rec = _metrics(evaluate(model, ds, batch_size=a.batch_size))
     wall = time.time() - t0
@@ -184,7 +189,7 @@ def cmd_eval(a) -> int:
     print(json.dumps(rec))
     return EXIT_OK
 
-# %% ../nbs/10_cli.ipynb #ec21d72a
+# %% ../nbs/10_cli.ipynb #a0a03266
 def _save_npy(path:Path, a:np.ndarray):
     import io
     buf = io.BytesIO(); np.save(buf, a); atomic_write(path, buf.getvalue())
@@ -204,7 +209,7 @@ def cmd_predict(a) -> int:
     print(f"wrote {out} {pred.shape if batched else pred.shape[1:]}" + (f" and {a.gif}" if a.gif else ''))
     return EXIT_OK
 
-# %% ../nbs/10_cli.ipynb #9cdaa976
+# %% ../nbs/10_cli.ipynb #6d726104
 def cmd_export(a) -> int:
     "Export a checkpoint to ONNX (--onnx) and verify it with onnxruntime (max abs difference <= 1e-4)."
     out = Path(a.onnx)
@@ -225,7 +230,7 @@ def cmd_export(a) -> int:
     print(f"wrote {out} (onnxruntime vs torch: max abs diff {diff:.2e})")
     return EXIT_OK
 
-# %% ../nbs/10_cli.ipynb #1ebb0ae3
+# %% ../nbs/10_cli.ipynb #51cd54ad
 def cmd_demo(a) -> int:
     "Render Moving MNIST; unless --no-train, train the CPU-scale TAU and write metrics.json and predictions.png."
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
@@ -238,7 +243,7 @@ def cmd_demo(a) -> int:
     if find_checkpoint(run / 'last') is not None: shutil.rmtree(run)  # the demo always starts afresh
     t0 = time.time(); train(cfg, run, quiet=a.quiet); wall = time.time() - t0
     model = load_model(run / 'best')
-    ds, label = eval_dataset(model.config.in_shape, n=a.n)
+    ds, label = _test_set(model.config.in_shape, 'auto', a.n)
     metrics = _metrics(evaluate(model, ds))
     write_result(out / 'metrics.json', 'demo', asdict(cfg), cfg.seed, metrics, label, wall, None,
                  scale='CPU-scale demo (not the paper setting)', epochs=cfg.epochs)
@@ -249,7 +254,7 @@ def cmd_demo(a) -> int:
     print(f"wrote {out / 'metrics.json'} and {out / 'predictions.png'}: " + json.dumps({k: round(v, 4) for k, v in metrics.items()}))
     return EXIT_OK
 
-# %% ../nbs/10_cli.ipynb #08abae52
+# %% ../nbs/10_cli.ipynb #fc7dfbd2
 DATASET_NAMES = ('taxibj', 'kth', 'kitticaltech', 'human')
 
 def cmd_data(a) -> int:
@@ -261,7 +266,7 @@ def cmd_data(a) -> int:
     print(f"prepared {a.name} in {path}")
     return EXIT_OK
 
-# %% ../nbs/10_cli.ipynb #b84bd15c
+# %% ../nbs/10_cli.ipynb #4fd01121
 def build_parser() -> argparse.ArgumentParser:
     "The `tau-course` argument parser: one sub-command per cmd_* function."
     p = argparse.ArgumentParser(prog='tau-course', description='Train, evaluate and use TAU (Temporal Attention Unit).')
@@ -293,7 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     for s in (t, d): s.add_argument('--quiet', action='store_true', help='no progress bars')
     return p
 
-# %% ../nbs/10_cli.ipynb #76fe6c0f
+# %% ../nbs/10_cli.ipynb #02f7c5ec
 def main(argv=None) -> int:
     "Run `tau-course` with `argv`; returns the exit status (2 for bad input, 3 for a run stopped by a NaN/inf loss)."
     try: a = build_parser().parse_args(argv)
