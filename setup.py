@@ -31,7 +31,8 @@ setuptools.setup(
     include_package_data=True,
     python_requires='>=' + cfg['min_python'],
     install_requires=requirements,
-    extras_require={'dev': dev_requirements},
+    extras_require={'dev': dev_requirements, 'data': cfg.get('data_requirements', '').split(),
+                    'hub': cfg.get('hub_requirements', '').split()},
     entry_points={'console_scripts': console_scripts, 'nbdev': [f"{cfg['lib_path']}={cfg['lib_path']}._modidx:d"]},
     classifiers=['Programming Language :: Python :: ' + v for v in py_versions
                  if tuple(map(int, v.split('.'))) >= tuple(map(int, cfg['min_python'].split('.')))],

@@ -684,7 +684,7 @@ RECIPES = {  # REFERENCE.md §5; the model of each is tau_course.model.CONFIGS[m
     'human':        TrainConfig('human', 'human', epochs=50, lr=1e-3),
     # CPU scale, 645,297 parameters; wall time of `train` (evaluation included) on this course's 2-core CPU machine:
     'mmnist_cpu_tiny': TrainConfig('mmnist', 'mmnist', epochs=5, lr=1e-3, model_kw=dict(in_shape=(10, 1, 32, 32), **_TINY),
-                                   data_kw=dict(image_size=64, pool=2, length=640, val_length=128)),  # 200 steps: WALL_TINY
+                                   data_kw=dict(image_size=64, pool=2, length=640, val_length=128)),  # 200 steps: 156 s (AMD EPYC, 2 cores)
     'mmnist_cpu_64':   TrainConfig('mmnist', 'mmnist', epochs=2, lr=1e-3, model_kw=dict(in_shape=(10, 1, 64, 64), **_TINY),
                                    data_kw=dict(image_size=64, length=160, val_length=32)),    # 20 steps: 82 s (4 seq/s); 530 s on a busy machine
 }
