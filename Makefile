@@ -22,7 +22,7 @@ $(VENV)/.installed: settings.ini setup.py pyproject.toml constraints-cpu.txt
 venv: $(VENV)/.installed
 
 demo: $(VENV)/.installed
-	$(BIN)/python -m tau_course.demo --out runs/demo
+	$(BIN)/tau-course demo --out runs/demo
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest
