@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 TORCH_INDEX ?=
 PIP_TORCH := $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX),)
 
-.PHONY: venv demo test test-slow lab export clean-nbs check-nbdev wheel clean
+.PHONY: venv demo test test-slow lab export wheel clean
 
 $(VENV)/.installed: settings.ini setup.py pyproject.toml constraints-cpu.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
