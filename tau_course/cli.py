@@ -7,7 +7,7 @@ __all__ = ['EXIT_OK', 'EXIT_USAGE', 'RESULT_KEYS', 'METRIC_KEYS', 'DATASET_NAMES
            'write_result', 'load_model', 'read_context', 'dataset_label', 'eval_dataset', 'StopAfter', 'cmd_train',
            'cmd_eval', 'cmd_predict', 'cmd_export', 'cmd_demo', 'cmd_data', 'build_parser', 'main', 'cli']
 
-# %% ../nbs/10_cli.ipynb #6e6d5e07
+# %% ../nbs/10_cli.ipynb #5295c82d
 import argparse, json, os, platform, shutil, subprocess, sys, time, warnings
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -18,13 +18,13 @@ from .model import TAU, TAUConfig, predict
 from .train import (RECIPES, get_recipe, train, evaluate, NonFiniteLossError, find_checkpoint, EXIT_NONFINITE,
                               Callback, CancelFitException)
 
-# %% ../nbs/10_cli.ipynb #3a3d4ca8
+# %% ../nbs/10_cli.ipynb #2f2d6020
 class CLIError(Exception):
     "A user mistake: printed as one line (the problem and the fix), exit status 2."
 
 EXIT_OK, EXIT_USAGE = 0, 2
 
-# %% ../nbs/10_cli.ipynb #315f1f62
+# %% ../nbs/10_cli.ipynb #471d137a
 def hardware() -> str:
     "The accelerator's name, else the CPU model and core count."
     if torch.cuda.is_available(): return torch.cuda.get_device_name()
@@ -41,7 +41,7 @@ def git_commit() -> str|None:
         return run('rev-parse', 'HEAD') + ('+dirty' if run('status', '--porcelain', '--untracked-files=no') else '')
     except (OSError, subprocess.SubprocessError): return None
 
-# %% ../nbs/10_cli.ipynb #33a4170a
+# %% ../nbs/10_cli.ipynb #f0dfcaa4
 RESULT_KEYS = ('name', 'config', 'seed', 'metrics', 'test_set', 'wall_time_s', 'throughput_seq_s', 'hardware', 'torch', 'git_commit')
 
 def write_result(path, name:str, config:dict, seed, metrics:dict, test_set:str, wall_time_s:float,
@@ -52,7 +52,7 @@ def write_result(path, name:str, config:dict, seed, metrics:dict, test_set:str, 
     atomic_write(Path(path), (json.dumps(rec, indent=1, default=str) + '\n').encode())
     return Path(path)
 
-# %% ../nbs/10_cli.ipynb #5b7a1a71
+# %% ../nbs/10_cli.ipynb #399b1474
 def load_model(ckpt) -> TAU:
     "The TAU of checkpoint folder `ckpt` (a training checkpoint or a `save_pretrained` folder), in eval mode."
     ckpt = Path(ckpt)
@@ -75,7 +75,7 @@ def load_model(ckpt) -> TAU:
                        "or from another config") from None
     return model.eval()
 
-# %% ../nbs/10_cli.ipynb #bdcf8895
+# %% ../nbs/10_cli.ipynb #fc5913c3
 def read_context(path, in_shape:tuple) -> tuple[torch.Tensor, bool]:
     "Load a context .npy for a model of `in_shape` (T, C, H, W): a float32 (B, T, C, H, W) tensor and whether a batch axis was given."
     path = Path(path)
@@ -93,7 +93,7 @@ def read_context(path, in_shape:tuple) -> tuple[torch.Tensor, bool]:
     x = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))
     return (x if batched else x[None]), batched
 
-# %% ../nbs/10_cli.ipynb #5131b4bd
+# %% ../nbs/10_cli.ipynb #0ecf5c9b
 def dataset_label(ds) -> str:
     "'standard', 'standin', or what part of the stand-in distribution `ds` is (size, count); else its class name."
     from tau_course.data import MovingMNISTTestFile, STANDIN_SEED
@@ -121,7 +121,7 @@ def eval_dataset(in_shape:tuple, kind:str='auto', n:int|None=None, root=None):
     if n is not None and n < len(ds): ds = torch.utils.data.Subset(ds, range(n))
     return ds, dataset_label(ds)
 
-# %% ../nbs/10_cli.ipynb #a2ea2cf0
+# %% ../nbs/10_cli.ipynb #ab6ff920
 METRIC_KEYS = ('mse', 'mae', 'mse_px', 'mae_px', 'psnr', 'ssim')
 
 def _metrics(rec:dict) -> dict: return {k: float(rec[k]) for k in (*METRIC_KEYS, 'valid_loss') if k in rec}
@@ -132,12 +132,21 @@ def _recipe(a):
     over = {k: v for k, v in dict(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, amp=a.amp, seed=a.seed).items() if v is not None}
     for k, v in over.items():
         if k != 'amp' and v <= 0 and k != 'seed': raise CLIError(f"--{k.replace('_', '-')} must be > 0, got {v}")
-    cfg = get_recipe(a.config, **over)
+    if a.alpha is not None and a.alpha < 0: raise CLIError(f"--alpha must be >= 0, got {a.alpha}")
+    cfg = get_recipe(a.config, **over, **({'alpha': a.alpha} if a.alpha is not None else {}))
     data = {k: v for k, v in dict(length=a.length, val_length=a.val_length, root=a.data_root).items() if v is not None}
     if data: cfg.data_kw = {**cfg.data_kw, **data}
+    if a.model_opt: cfg.model_kw = {**cfg.model_kw, **dict(map(_key_value, a.model_opt))}
     return cfg
 
-# %% ../nbs/10_cli.ipynb #0fa98cc3
+def _key_value(s:str) -> tuple:
+    "'use_sa=false' -> ('use_sa', False): the value is read as JSON, else kept as a string."
+    k, sep, v = s.partition('=')
+    if not sep or not k.isidentifier(): raise CLIError(f"--model-opt expects KEY=VALUE (e.g. use_sa=false), got {s!r}")
+    try: return k, json.loads(v)
+    except ValueError: return k, v
+
+# %% ../nbs/10_cli.ipynb #667fea36
 class StopAfter(Callback):
     "End training after `n` optimiser steps (smoke tests of a recipe: does it start and step?)."
     order = 100
@@ -166,7 +175,7 @@ def cmd_train(a) -> int:
     print(json.dumps(_metrics(rec)))
     return EXIT_OK
 
-# %% ../nbs/10_cli.ipynb #720e2531
+# %% ../nbs/10_cli.ipynb #250e170b
 def _test_set(in_shape, kind:str, n:int|None):
     "`eval_dataset`, with the stand-in notice as one line on stderr instead of a warning."
     with warnings.catch_warnings():
@@ -189,7 +198,7 @@ def cmd_eval(a) -> int:
     print(json.dumps(rec))
     return EXIT_OK
 
-# %% ../nbs/10_cli.ipynb #a0a03266
+# %% ../nbs/10_cli.ipynb #485ffb47
 def _save_npy(path:Path, a:np.ndarray):
     import io
     buf = io.BytesIO(); np.save(buf, a); atomic_write(path, buf.getvalue())
@@ -209,7 +218,7 @@ def cmd_predict(a) -> int:
     print(f"wrote {out} {pred.shape if batched else pred.shape[1:]}" + (f" and {a.gif}" if a.gif else ''))
     return EXIT_OK
 
-# %% ../nbs/10_cli.ipynb #6d726104
+# %% ../nbs/10_cli.ipynb #fa92e1aa
 def cmd_export(a) -> int:
     "Export a checkpoint to ONNX (--onnx) and verify it with onnxruntime (max abs difference <= 1e-4)."
     out = Path(a.onnx)
@@ -230,7 +239,7 @@ def cmd_export(a) -> int:
     print(f"wrote {out} (onnxruntime vs torch: max abs diff {diff:.2e})")
     return EXIT_OK
 
-# %% ../nbs/10_cli.ipynb #51cd54ad
+# %% ../nbs/10_cli.ipynb #52b1a4ba
 def cmd_demo(a) -> int:
     "Render Moving MNIST; unless --no-train, train the CPU-scale TAU and write metrics.json and predictions.png."
     out = Path(a.out); out.mkdir(parents=True, exist_ok=True)
@@ -254,7 +263,7 @@ def cmd_demo(a) -> int:
     print(f"wrote {out / 'metrics.json'} and {out / 'predictions.png'}: " + json.dumps({k: round(v, 4) for k, v in metrics.items()}))
     return EXIT_OK
 
-# %% ../nbs/10_cli.ipynb #fc7dfbd2
+# %% ../nbs/10_cli.ipynb #60ba45f1
 DATASET_NAMES = ('taxibj', 'kth', 'kitticaltech', 'human')
 
 def cmd_data(a) -> int:
@@ -266,7 +275,7 @@ def cmd_data(a) -> int:
     print(f"prepared {a.name} in {path}")
     return EXIT_OK
 
-# %% ../nbs/10_cli.ipynb #4fd01121
+# %% ../nbs/10_cli.ipynb #db0eb536
 def build_parser() -> argparse.ArgumentParser:
     "The `tau-course` argument parser: one sub-command per cmd_* function."
     p = argparse.ArgumentParser(prog='tau-course', description='Train, evaluate and use TAU (Temporal Attention Unit).')
@@ -276,6 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
     for f, ty in (('epochs', int), ('batch-size', int), ('lr', float), ('seed', int), ('length', int), ('val-length', int)):
         t.add_argument(f'--{f}', type=ty)
     t.add_argument('--amp', choices=['bf16', 'fp16'])
+    t.add_argument('--alpha', type=float, help='weight of DDR in the loss (0 turns it off)')
+    t.add_argument('--model-opt', action='append', metavar='KEY=VALUE',
+                   help='override a model field, e.g. use_sa=false, sa_variant="dense", hid_T=128 (repeatable)')
     t.add_argument('--resume', action='store_true'); t.add_argument('--out'); t.add_argument('--name')
     t.add_argument('--max-steps', type=int, help='stop after this many optimiser steps (smoke test)')
     t.add_argument('--data-root', help='data folder (default: see tau_course.data.data_root)')
@@ -298,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     for s in (t, d): s.add_argument('--quiet', action='store_true', help='no progress bars')
     return p
 
-# %% ../nbs/10_cli.ipynb #02f7c5ec
+# %% ../nbs/10_cli.ipynb #97d12dc8
 def main(argv=None) -> int:
     "Run `tau-course` with `argv`; returns the exit status (2 for bad input, 3 for a run stopped by a NaN/inf loss)."
     try: a = build_parser().parse_args(argv)
