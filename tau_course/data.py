@@ -6,8 +6,8 @@
 __all__ = ['MNIST_FILES', 'MNIST_SHA256', 'MMNIST_TEST_SHA256', 'MMNIST_TEST_URL', 'STANDIN_SEED', 'STANDIN_FINGERPRINT',
            'MNIST_MIRRORS', 'data_root', 'parse_idx', 'read_idx', 'ChecksumError', 'check_sha256', 'load_mnist',
            'show_grid', 'bounce_path', 'random_trajectory', 'render', 'to_xy', 'MovingMNIST', 'mmnist_test_path',
-           'check_file_sha256', 'MovingMNISTTestFile', 'fingerprint', 'standin_test_set', 'mmnist_test_set', 'Pooled',
-           'save_gif', 'animate_html', 'atomic_write', 'download_mnist']
+           'sha256_file', 'check_file_sha256', 'MovingMNISTTestFile', 'fingerprint', 'standin_test_set',
+           'mmnist_test_set', 'Pooled', 'save_gif', 'animate_html', 'atomic_write', 'download_mnist']
 
 # %% ../nbs/01_data.ipynb #e223c262
 import gzip, hashlib, math, operator, os, tempfile, urllib.request, warnings, zlib
@@ -252,15 +252,19 @@ def mmnist_test_path(root:str|Path|None=None)->Path:
     "Where the standard test file is expected: `<data_root>/moving_mnist/mnist_test_seq.npy`."
     return data_root(root)/'moving_mnist'/'mnist_test_seq.npy'
 
+def sha256_file(path, chunk:int=1<<22)->str: # any file; read in 4 MiB chunks
+    "Hex sha256 of the file at `path`, streamed (an 819 MB file never sits in memory)."
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        while block := f.read(chunk): h.update(block)
+    return h.hexdigest()
+
 def check_file_sha256(path:Path, expected:str, chunk:int=1<<22):
     "Stream `path` through sha256 in chunks; raise `ChecksumError` on mismatch (cached per process)."
     st = path.stat(); key = (str(path.resolve()), st.st_size, st.st_mtime_ns, expected)
     if key in _VERIFIED: return
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        while block := f.read(chunk): h.update(block)
-    if h.hexdigest() != expected:
-        raise ChecksumError(f"{path}: sha256 mismatch; expected {expected}, got {h.hexdigest()}. The file is "
+    if (actual := sha256_file(path, chunk)) != expected:
+        raise ChecksumError(f"{path}: sha256 mismatch; expected {expected}, got {actual}. The file is "
                             f"corrupt or not the original; download it again from {MMNIST_TEST_URL}.")
     _VERIFIED.add(key)
 
