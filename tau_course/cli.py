@@ -5,7 +5,8 @@
 # %% auto #0
 __all__ = ['EXIT_OK', 'EXIT_USAGE', 'RESULT_KEYS', 'METRIC_KEYS', 'DATASET_NAMES', 'CLIError', 'hardware', 'git_commit',
            'write_result', 'load_model', 'read_context', 'dataset_label', 'eval_dataset', 'StopAfter', 'cmd_train',
-           'cmd_eval', 'cmd_predict', 'cmd_export', 'cmd_demo', 'cmd_data', 'build_parser', 'main', 'cli']
+           'evaluate_horizon', 'cmd_eval', 'cmd_predict', 'cmd_export', 'bench_recipe', 'cmd_bench', 'cmd_demo',
+           'cmd_data', 'build_parser', 'main', 'cli']
 
 # %% ../nbs/10_cli.ipynb #5295c82d
 import argparse, json, os, platform, shutil, subprocess, sys, time, warnings
@@ -15,6 +16,7 @@ import numpy as np
 import torch
 from .data import atomic_write, mmnist_test_set, MovingMNIST, Pooled, show_grid, save_gif
 from .model import TAU, TAUConfig, predict
+from .baselines import BASELINES
 from .train import (RECIPES, get_recipe, train, evaluate, NonFiniteLossError, find_checkpoint, EXIT_NONFINITE,
                               Callback, CancelFitException)
 
@@ -53,8 +55,8 @@ def write_result(path, name:str, config:dict, seed, metrics:dict, test_set:str, 
     return Path(path)
 
 # %% ../nbs/10_cli.ipynb #399b1474
-def load_model(ckpt) -> TAU:
-    "The TAU of checkpoint folder `ckpt` (a training checkpoint or a `save_pretrained` folder), in eval mode."
+def load_model(ckpt) -> torch.nn.Module:
+    "The TAU (or chapter-16 baseline) of checkpoint folder `ckpt` (a training checkpoint or `save_pretrained` folder), in eval mode."
     ckpt = Path(ckpt)
     found = find_checkpoint(ckpt) or (ckpt if (ckpt / 'model.safetensors').is_file() else None)
     if found is None:
@@ -63,10 +65,12 @@ def load_model(ckpt) -> TAU:
     try: cfg = json.loads((found / 'config.json').read_text())
     except (OSError, ValueError) as e: raise CLIError(f"{found / 'config.json'} is missing or not JSON ({e}); the checkpoint is incomplete") from None
     known = {f.name for f in fields(TAUConfig)}
-    if not isinstance(cfg, dict) or not known & set(cfg):
+    kind = BASELINES.get(cfg.get('name')) if isinstance(cfg, dict) else None
+    if not isinstance(cfg, dict) or not (known & set(cfg) or kind):
         raise CLIError(f"{found / 'config.json'} is not a TAU config (expected keys such as {sorted(known)[:4]}...)")
     try:
-        model = TAU(**{k: v for k, v in cfg.items() if k in known})
+        model = (kind(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items() if k != 'name'}) if kind
+                 else TAU(**{k: v for k, v in cfg.items() if k in known}))
         from safetensors.torch import load_file
         model.load_state_dict(load_file(found / 'model.safetensors'), strict=True)
     except Exception as e:  # safetensors, torch and JSON each raise their own types for a bad file
@@ -103,23 +107,29 @@ def dataset_label(ds) -> str:
     if isinstance(ds, MovingMNIST) and ds.split == 'test' and ds.seed == STANDIN_SEED:
         shape = (ds.num_digits, ds.n_frames_input, ds.n_frames_output, ds.image_size)
         base = 'standin' if shape == (2, 10, 10, 64) else f'standin-{ds.image_size}px-{ds.num_digits}digits'
+        if shape[1:3] != (10, 10): base += f'-{ds.n_frames_input}to{ds.n_frames_output}'
         return base if len(ds) == 10_000 else f'{base}[:{len(ds)}]'
     return type(ds).__name__
 
-def eval_dataset(in_shape:tuple, kind:str='auto', n:int|None=None, root=None):
+def eval_dataset(in_shape:tuple, kind:str='auto', n:int|None=None, root=None, # model (T, C, H, W); auto/standard/standin
+                 frames:int|None=None, digits:int=2): # frames to predict (default T); digits per sequence
     "The Moving MNIST test set for a model of `in_shape`, cut to the first `n` sequences, and its label."
-    T, C, H, W = in_shape
+    T, C, H, W = in_shape; frames = T if frames is None else frames
     if C != 1 or H != W: raise CLIError(f"eval knows Moving MNIST models (C=1, square frames), got in_shape {tuple(in_shape)}")
-    if n is not None and n < 1: raise CLIError(f"--n must be >= 1, got {n}")
-    if T == 10 and H <= 64 and 64 % H == 0:  # the benchmark's sequences, average-pooled for CPU-scale models
-        ds = mmnist_test_set(kind, root)[0]
-        if H < 64: ds = Pooled(ds, 64 // H)
-    elif kind == 'standard': raise CLIError(f"the standard test file is 10->10 at 64x64; this model is {T}->{T} at {H}x{W}")
-    else:
+    for k, v in (('n', n), ('frames', frames), ('digits', digits)):
+        if v is not None and v < 1: raise CLIError(f"--{k} must be >= 1, got {v}")
+    pool = 64 // H if H <= 64 and 64 % H == 0 else 1  # CPU-scale models see the benchmark's 64x64 sequences pooled
+    if (T, frames, digits) == (10, 10, 2) and H * pool == 64: ds = mmnist_test_set(kind, root)[0]
+    elif kind == 'standard':
+        raise CLIError(f"the standard test file is 2 digits, 10->10 at 64x64; asked for {digits} digits, {T}->{frames} at {H}x{W}")
+    else:  # generated like the stand-in: MNIST test digits, STANDIN_SEED
         from tau_course.data import STANDIN_SEED
-        ds = MovingMNIST(root, n_frames_input=T, n_frames_output=T, image_size=H, split='test', seed=STANDIN_SEED)
+        ds = MovingMNIST(root, num_digits=digits, n_frames_input=T, n_frames_output=frames, image_size=H * pool,
+                         split='test', seed=STANDIN_SEED)
+    if pool > 1: ds = Pooled(ds, pool)
     if n is not None and n < len(ds): ds = torch.utils.data.Subset(ds, range(n))
     return ds, dataset_label(ds)
+
 
 # %% ../nbs/10_cli.ipynb #ab6ff920
 METRIC_KEYS = ('mse', 'mae', 'mse_px', 'mae_px', 'psnr', 'ssim')
@@ -129,12 +139,14 @@ def _metrics(rec:dict) -> dict: return {k: float(rec[k]) for k in (*METRIC_KEYS,
 def _recipe(a):
     "The TrainConfig of `a.config` with the command line's overrides."
     if a.config not in RECIPES: raise CLIError(f"unknown config {a.config!r}; expected one of {sorted(RECIPES)}")
-    over = {k: v for k, v in dict(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, amp=a.amp, seed=a.seed).items() if v is not None}
+    over = {k: v for k, v in dict(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, amp=a.amp, seed=a.seed,
+                                 n_future=a.n_future).items() if v is not None}
     for k, v in over.items():
         if k != 'amp' and v <= 0 and k != 'seed': raise CLIError(f"--{k.replace('_', '-')} must be > 0, got {v}")
     if a.alpha is not None and a.alpha < 0: raise CLIError(f"--alpha must be >= 0, got {a.alpha}")
     cfg = get_recipe(a.config, **over, **({'alpha': a.alpha} if a.alpha is not None else {}))
-    data = {k: v for k, v in dict(length=a.length, val_length=a.val_length, root=a.data_root).items() if v is not None}
+    data = {k: v for k, v in dict(length=a.length, val_length=a.val_length, root=a.data_root, num_digits=a.digits).items()
+            if v is not None}
     if data: cfg.data_kw = {**cfg.data_kw, **data}
     if a.model_opt: cfg.model_kw = {**cfg.model_kw, **dict(map(_key_value, a.model_opt))}
     return cfg
@@ -154,6 +166,11 @@ class StopAfter(Callback):
     def after_step(self, learn):
         if learn.n_step >= self.n: raise CancelFitException()
 
+def _history(out:Path) -> list|None:
+    "The run's per-epoch log (LogCB's log.json): curves survive in the result file when the run folder does not."
+    f = out / 'log.json'
+    return json.loads(f.read_text()) if f.is_file() else None
+
 def cmd_train(a) -> int:
     "Train a recipe into --out (checkpoints `last` and `best`, logs) and write results/<name>.json."
     from tau_course.train import build_data
@@ -171,30 +188,40 @@ def cmd_train(a) -> int:
     valid = build_data(cfg)[1]
     write_result(Path(a.results) / f'{name}.json', name, asdict(cfg), cfg.seed, _metrics(rec),
                  dataset_label(valid) if valid is not None else None, time.time() - t0, rec.get('seq_per_s'),
-                 epochs=cfg.epochs, max_steps=a.max_steps, checkpoint=str(out / 'best'))
+                 epochs=cfg.epochs, max_steps=a.max_steps, checkpoint=str(out / 'best'), history=_history(out))
     print(json.dumps(_metrics(rec)))
     return EXIT_OK
 
 # %% ../nbs/10_cli.ipynb #250e170b
-def _test_set(in_shape, kind:str, n:int|None):
+def _test_set(in_shape, kind:str, n:int|None, **kw):
     "`eval_dataset`, with the stand-in notice as one line on stderr instead of a warning."
     with warnings.catch_warnings():
         warnings.simplefilter('ignore')
-        ds, label = eval_dataset(in_shape, kind, n)
+        ds, label = eval_dataset(in_shape, kind, n, **kw)
     if kind == 'auto' and label.startswith('standin'):
         print(f"tau-course: standard Moving MNIST test file not found; using the stand-in test set ({label})", file=sys.stderr)
     return ds, label
 
+def evaluate_horizon(model:torch.nn.Module, ds, n_future:int, batch_size:int=16) -> tuple[dict, dict]:
+    "Metrics of `model` rolled out to `n_future` frames on `ds`, overall and per predicted frame (one process)."
+    from tau_course.metrics import MetricAccumulator
+    from tau_course.model import rollout
+    acc = MetricAccumulator()
+    with torch.inference_mode():
+        for x, y in torch.utils.data.DataLoader(ds, batch_size=batch_size): acc.update(rollout(model, x, n_future), y)
+    return acc.compute(), {k: [float(v) for v in vs] for k, vs in acc.compute_per_frame().items()}
+
 def cmd_eval(a) -> int:
     "Evaluate a checkpoint on the Moving MNIST test set (standard, else the labelled stand-in) and record it."
     model = load_model(a.ckpt)
-    ds, label = _test_set(model.config.in_shape, a.test_set, a.n)
+    frames = model.config.in_shape[0] if a.frames is None else a.frames
+    ds, label = _test_set(model.config.in_shape, a.test_set, a.n, frames=frames, digits=a.digits)
     t0 = time.time()
-    rec = _metrics(evaluate(model, ds, batch_size=a.batch_size))
+    rec, per_frame = evaluate_horizon(model, ds, frames, a.batch_size)
     wall = time.time() - t0
     name = a.name or f'eval_{Path(a.ckpt).resolve().parent.name}_{Path(a.ckpt).name}'
     write_result(Path(a.results) / f'{name}.json', name, asdict(model.config), None, rec, label, wall, len(ds) / wall,
-                 checkpoint=str(a.ckpt))
+                 checkpoint=str(a.ckpt), frames=frames, digits=a.digits, metrics_per_frame=per_frame)
     print(json.dumps(rec))
     return EXIT_OK
 
@@ -237,6 +264,45 @@ def cmd_export(a) -> int:
         os.replace(tmp, out)
     finally: tmp.unlink(missing_ok=True)
     print(f"wrote {out} (onnxruntime vs torch: max abs diff {diff:.2e})")
+    return EXIT_OK
+
+# %% ../nbs/10_cli.ipynb #c14eaa08
+def _median_seconds(fn, steps:int, warmup:int) -> float:
+    for _ in range(warmup): fn()
+    ts = []
+    for _ in range(steps): t0 = time.perf_counter(); fn(); ts.append(time.perf_counter() - t0)
+    return float(np.median(ts))
+
+def bench_recipe(name:str, batch_size:int=16, steps:int=5, warmup:int=2) -> dict:
+    "Cost of `RECIPES[name]`'s model on this machine: params, GFLOPs, train/inference sequences per second."
+    import resource
+    from tau_course.baselines import gflops
+    from tau_course.losses import tau_loss
+    from tau_course.train import build_model, _in_shape
+    cfg = get_recipe(name); shape = _in_shape(cfg); torch.manual_seed(0)
+    with torch.device('meta'): flops = gflops(build_model(cfg), torch.empty(1, *shape))
+    model = build_model(cfg); opt = torch.optim.Adam(model.parameters(), cfg.lr)
+    x, y = torch.rand(batch_size, *shape), torch.rand(batch_size, *shape)
+    def step():
+        loss = tau_loss(model(x), y, alpha=cfg.alpha); opt.zero_grad(); loss.backward(); opt.step()
+    def infer():
+        with torch.inference_mode(): model(x)
+    t_train = _median_seconds(step, steps, warmup); model.eval(); t_infer = _median_seconds(infer, steps, warmup)
+    return dict(params=sum(p.numel() for p in model.parameters()), gflops=flops, batch_size=batch_size,
+                train_seq_s=batch_size / t_train, infer_seq_s=batch_size / t_infer, train_step_s=t_train,
+                peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+def cmd_bench(a) -> int:
+    "Benchmark the models of --recipes (one process) and write results/<name>.json."
+    for r in a.recipes:
+        if r not in RECIPES: raise CLIError(f"unknown recipe {r!r}; expected some of {sorted(RECIPES)}")
+    if min(a.batch_size, a.steps) < 1 or a.warmup < 0: raise CLIError("--batch-size and --steps must be >= 1, --warmup >= 0")
+    t0 = time.time(); rows = {}
+    for r in a.recipes:
+        rows[r] = bench_recipe(r, a.batch_size, a.steps, a.warmup)
+        print(r, json.dumps({k: round(v, 3) for k, v in rows[r].items()}), flush=True)
+    write_result(Path(a.results) / f'{a.name}.json', a.name, dict(recipes=a.recipes, batch_size=a.batch_size, steps=a.steps,
+                 warmup=a.warmup), None, rows, None, time.time() - t0, None)
     return EXIT_OK
 
 # %% ../nbs/10_cli.ipynb #52b1a4ba
@@ -284,6 +350,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument('--config', required=True, help=f"one of {', '.join(RECIPES)}")
     for f, ty in (('epochs', int), ('batch-size', int), ('lr', float), ('seed', int), ('length', int), ('val-length', int)):
         t.add_argument(f'--{f}', type=ty)
+    t.add_argument('--n-future', type=int, help='frames to predict in training (more than T: rolled out, chapter 09)')
+    t.add_argument('--digits', type=int, help='digits per Moving MNIST sequence (default 2)')
     t.add_argument('--amp', choices=['bf16', 'fp16'])
     t.add_argument('--alpha', type=float, help='weight of DDR in the loss (0 turns it off)')
     t.add_argument('--model-opt', action='append', metavar='KEY=VALUE',
@@ -294,9 +362,15 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser('eval', help='evaluate a checkpoint'); e.set_defaults(func=cmd_eval)
     e.add_argument('--test-set', choices=['auto', 'standard', 'standin'], default='auto')
     e.add_argument('--n', type=int); e.add_argument('--batch-size', type=int, default=16); e.add_argument('--name')
+    e.add_argument('--frames', type=int, help="frames to predict (default: the model's T; more are rolled out)")
+    e.add_argument('--digits', type=int, default=2, help='digits per sequence (not 2: a generated stand-in test set)')
     r = sub.add_parser('predict', help='forecast frames from a context .npy'); r.set_defaults(func=cmd_predict)
     r.add_argument('--input', required=True); r.add_argument('--frames', type=int, default=10)
     r.add_argument('--out', required=True); r.add_argument('--gif')
+    b = sub.add_parser('bench', help="measure models' cost on this machine"); b.set_defaults(func=cmd_bench)
+    b.add_argument('--recipes', nargs='+', required=True, help='recipe names; their models are measured in one process')
+    b.add_argument('--batch-size', type=int, default=16); b.add_argument('--steps', type=int, default=5)
+    b.add_argument('--warmup', type=int, default=2); b.add_argument('--name', default='bench')
     x = sub.add_parser('export', help='export to ONNX, verified with onnxruntime'); x.set_defaults(func=cmd_export)
     x.add_argument('--onnx', required=True)
     d = sub.add_parser('demo', help='render Moving MNIST and train a small TAU on CPU'); d.set_defaults(func=cmd_demo)
@@ -306,7 +380,7 @@ def build_parser() -> argparse.ArgumentParser:
         'prepare', help="convert a benchmark's downloaded files into the checked cache"); dp.set_defaults(func=cmd_data)
     dp.add_argument('name', choices=DATASET_NAMES); dp.add_argument('--src', required=True); dp.add_argument('--root')
     for s in (e, r, x): s.add_argument('--ckpt', required=True, help='checkpoint folder (model.safetensors + config.json)')
-    for s in (t, e): s.add_argument('--results', default='results', help='folder for <name>.json')
+    for s in (t, e, b): s.add_argument('--results', default='results', help='folder for <name>.json')
     for s in (t, d): s.add_argument('--quiet', action='store_true', help='no progress bars')
     return p
 

@@ -675,7 +675,9 @@ class TrainConfig:
     num_workers: int = 0
 
 # %% ../nbs/09_train.ipynb #75fee975
+from .baselines import BASELINES, CPU_TINY as _BASELINE_TINY
 _TINY = dict(hid_S=16, hid_T=64, N_S=2, N_T=2)  # the CPU-scale TAU
+_TINY_DATA = dict(image_size=64, pool=2, length=640, val_length=128)  # 64x64 sequences pooled to 32x32
 RECIPES = {  # REFERENCE.md §5; the model of each is tau_course.model.CONFIGS[model]
     'mmnist':       TrainConfig('mmnist', 'mmnist', epochs=200, lr=1e-3),
     'taxibj':       TrainConfig('taxibj', 'taxibj', epochs=50, lr=5e-4, sched='cosine'),
@@ -684,9 +686,13 @@ RECIPES = {  # REFERENCE.md §5; the model of each is tau_course.model.CONFIGS[m
     'human':        TrainConfig('human', 'human', epochs=50, lr=1e-3),
     # CPU scale, 645,297 parameters; wall time of `train` (evaluation included) on this course's 2-core CPU machine:
     'mmnist_cpu_tiny': TrainConfig('mmnist', 'mmnist', epochs=5, lr=1e-3, model_kw=dict(in_shape=(10, 1, 32, 32), **_TINY),
-                                   data_kw=dict(image_size=64, pool=2, length=640, val_length=128)),  # 200 steps: 156 s (AMD EPYC, 2 cores)
+                                   data_kw=dict(_TINY_DATA)),  # 200 steps: 156 s (AMD EPYC, 2 cores)
     'mmnist_cpu_64':   TrainConfig('mmnist', 'mmnist', epochs=2, lr=1e-3, model_kw=dict(in_shape=(10, 1, 64, 64), **_TINY),
                                    data_kw=dict(image_size=64, length=160, val_length=32)),    # 20 steps: 82 s (4 seq/s); 530 s on a busy machine
+    # the baselines of chapter 16, trained with the MSE alone as the reference trains them
+    **{b: TrainConfig('mmnist', b, epochs=200, lr=1e-3, alpha=0.0) for b in BASELINES},
+    **{f'{b}_cpu_tiny': TrainConfig('mmnist', b, epochs=5, lr=1e-3, alpha=0.0, data_kw=dict(_TINY_DATA),
+                                    model_kw=dict(in_shape=(10, 1, 32, 32), **_BASELINE_TINY[b])) for b in BASELINES},
 }
 
 def get_recipe(name:str, **overrides)->TrainConfig:
@@ -697,7 +703,9 @@ def get_recipe(name:str, **overrides)->TrainConfig:
 # %% ../nbs/09_train.ipynb #d41affec
 def _in_shape(cfg)->tuple:
     from tau_course.model import CONFIGS
-    return tuple(cfg.model_kw.get('in_shape', CONFIGS[cfg.model].in_shape if cfg.model in CONFIGS else (4, 1, 16, 16)))
+    if 'in_shape' in cfg.model_kw: return tuple(cfg.model_kw['in_shape'])
+    if cfg.model in CONFIGS: return CONFIGS[cfg.model].in_shape
+    return (10, 1, 64, 64) if cfg.model in BASELINES else (4, 1, 16, 16)  # baselines default to the benchmark; toy
 
 def _mmnist_data(cfg):
     from tau_course.data import MovingMNIST, STANDIN_SEED, mmnist_test_set, Pooled
@@ -731,8 +739,9 @@ def build_data(cfg:TrainConfig)->tuple:
     return mod.make_datasets(root, 'train', **kw), mod.make_datasets(root, 'test', **kw)
 
 def build_model(cfg:TrainConfig)->nn.Module:
-    "`MODELS[cfg.model](**model_kw)`, else `TAU.from_config(cfg.model, **model_kw)`."
-    if cfg.model in MODELS: return MODELS[cfg.model](**cfg.model_kw)
+    "`MODELS[cfg.model]` or a baseline (`BASELINES`, chapter 16) built with `model_kw`, else `TAU.from_config(cfg.model, **model_kw)`."
+    cls = MODELS.get(cfg.model) or BASELINES.get(cfg.model)
+    if cls is not None: return cls(**cfg.model_kw)
     from tau_course.model import TAU
     return TAU.from_config(cfg.model, **cfg.model_kw)
 

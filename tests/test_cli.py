@@ -31,6 +31,7 @@ def test_train_writes_checkpoints_and_a_result_record(run):
     assert rec['test_set'].startswith('standin') and rec['config']['epochs'] == 2 and rec['seed'] == 42
     assert {'mse', 'mae', 'mse_px', 'mae_px', 'psnr', 'ssim'} <= set(rec['metrics'])
     assert abs(rec['metrics']['mse'] - rec['metrics']['mse_px'] * 32 * 32) <= 1e-6 * rec['metrics']['mse']
+    assert [h['epoch'] for h in rec['history']] == [0, 1] and rec['history'][-1]['mse'] == rec['metrics']['mse']
 
 
 def test_train_refuses_to_overwrite_a_run(run):
@@ -44,6 +45,11 @@ def test_eval_predict_export(run):
     assert ev.returncode == 0, ev.stderr
     rec = json.loads((run / 'results' / 'ev.json').read_text())
     assert rec['test_set'] == 'standin/pool2[:8]' and rec['metrics']['mse'] > 0
+    assert len(rec['metrics_per_frame']['mse']) == rec['frames'] == 10
+    ev = tau_course('eval', '--ckpt', ckpt, '--n', 4, '--frames', 30, '--digits', 3, '--results', run / 'results', '--name', 'ev30')
+    assert ev.returncode == 0, ev.stderr
+    rec = json.loads((run / 'results' / 'ev30.json').read_text())
+    assert rec['test_set'] == 'standin-64px-3digits-10to30/pool2[:4]' and len(rec['metrics_per_frame']['ssim']) == 30
     ctx = (np.random.default_rng(0).random((2, 10, 1, 32, 32)) * 255).astype(np.uint8)
     np.save(run / 'ctx.npy', ctx)
     pr = tau_course('predict', '--ckpt', ckpt, '--input', run / 'ctx.npy', '--frames', 20, '--out', run / 'pred.npy', '--gif', run / 'pred.gif')
