@@ -5,13 +5,13 @@
 # %% auto #0
 __all__ = ['Run', 'grid', 'run_all', 'load_results', 'mean_std', 'pm', 'variant_of', 'summarise', 'markdown_table', 'conditions']
 
-# %% ../nbs/17_experiments.ipynb #defa6d99
+# %% ../nbs/17_experiments.ipynb #4a5f5c06
 import json, shlex, subprocess, sys, time
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 
-# %% ../nbs/17_experiments.ipynb #e14de4a7
+# %% ../nbs/17_experiments.ipynb #7650f1b0
 @dataclass
 class Run:
     "One recorded run: `tau-course <cmd> <args>`, writing `<results>/<name>.json` (train: also `<runs>/<name>/`)."
@@ -32,7 +32,7 @@ class Run:
         "The command as you would type it."
         return shlex.join(['tau-course', *self.argv(results, runs)])
 
-# %% ../nbs/17_experiments.ipynb #4c07ae80
+# %% ../nbs/17_experiments.ipynb #cf56b940
 def grid(prefix:str, # names are <prefix>_<variant>_s<seed>
          base:list, # arguments every run shares
          variants:dict, # variant name -> its extra arguments
@@ -40,21 +40,22 @@ def grid(prefix:str, # names are <prefix>_<variant>_s<seed>
     "The runs of a variants x seeds experiment."
     return [Run(f'{prefix}_{v}_s{s}', [*base, *extra, '--seed', s]) for s in seeds for v, extra in variants.items()]
 
-# %% ../nbs/17_experiments.ipynb #790d0e67
+# %% ../nbs/17_experiments.ipynb #5840faf2
 def _cli_argv(argv:list)->list: return [sys.executable, '-c', 'from tau_course.cli import cli; cli()', *argv]
 
-def run_all(runs:list, results='results', runs_dir='runs', log=print)->list:
+def run_all(runs:list, results='results', runs_dir='runs', # folders, relative to `cwd`
+            cwd=None, log=print)->list: # working directory of the commands (a notebook in nbs/ passes '..')
     "Run, one after another, each run whose result file is missing; returns (name, exit code, seconds) per run started."
     done = []
     for r in runs:
-        if (Path(results) / f'{r.name}.json').is_file(): continue
+        if (Path(cwd or '.') / results / f'{r.name}.json').is_file(): continue
         log(f"{time.strftime('%H:%M:%S')} {r.shell(results, runs_dir)}")
-        t0 = time.time(); rc = subprocess.run(_cli_argv(r.argv(results, runs_dir))).returncode
+        t0 = time.time(); rc = subprocess.run(_cli_argv(r.argv(results, runs_dir)), cwd=cwd).returncode
         done.append((r.name, rc, round(time.time() - t0, 1)))
         if rc: log(f"{r.name}: exit status {rc} (see the message above); continuing with the next run")
     return done
 
-# %% ../nbs/17_experiments.ipynb #89fec675
+# %% ../nbs/17_experiments.ipynb #6d89637c
 def load_results(runs:list, results='results')->dict:
     "name -> record of each run (a `Run` or a name); a missing file is an error that gives the command making it."
     recs, missing = {}, []
@@ -67,7 +68,7 @@ def load_results(runs:list, results='results')->dict:
                                         + (' ...' if len(missing) > 3 else ''))
     return recs
 
-# %% ../nbs/17_experiments.ipynb #ba4eb0c9
+# %% ../nbs/17_experiments.ipynb #3cf2cce1
 def mean_std(xs)->tuple:
     "Mean and sample standard deviation (ddof=1; nan for fewer than two values)."
     xs = np.asarray(list(xs), dtype=float)
@@ -78,7 +79,7 @@ def pm(m:float, s:float, digits:int=2)->str:
     "'m ± s' (just m when s is nan)."
     return f'{m:.{digits}f}' if np.isnan(s) else f'{m:.{digits}f} ± {s:.{digits}f}'
 
-# %% ../nbs/17_experiments.ipynb #d7688112
+# %% ../nbs/17_experiments.ipynb #146800f2
 def variant_of(name:str)->str: return name.rsplit('_s', 1)[0].split('_', 1)[-1]
 
 def summarise(recs:dict, # name -> record, as from `load_results`
@@ -90,13 +91,13 @@ def summarise(recs:dict, # name -> record, as from `load_results`
     return {g: {'n': len(rs), 'seeds': [r['seed'] for r in rs], 'wall_min': mean_std(r['wall_time_s'] / 60 for r in rs),
                 **{m: mean_std(r['metrics'][m] for r in rs) for m in metrics}} for g, rs in groups.items()}
 
-# %% ../nbs/17_experiments.ipynb #17392ff8
+# %% ../nbs/17_experiments.ipynb #17b0233f
 def markdown_table(header:list, rows:list)->str:
     "A Markdown table; cells are formatted with str()."
     lines = ['| ' + ' | '.join(map(str, header)) + ' |', '|' + '---|' * len(header)]
     return '\n'.join(lines + ['| ' + ' | '.join(map(str, r)) + ' |' for r in rows])
 
-# %% ../nbs/17_experiments.ipynb #76a19513
+# %% ../nbs/17_experiments.ipynb #01693613
 def conditions(recs:dict)->str:
     "One line: test sets, hardware, torch, wall time range and commits of a group of records."
     uniq = lambda xs: ', '.join(sorted({str(x) for x in xs}))
