@@ -15,7 +15,7 @@ from torch import nn
 from einops import rearrange
 from torch.utils.flop_counter import FlopCounterMode
 from .encdec import Encoder, Decoder
-from .model import _check_config, _check_input
+from .model import _check_config, _check_input, encode_translate_decode
 
 # %% ../nbs/16_baselines.ipynb #2cb42af4
 def gflops(model:nn.Module, # any module; build it under torch.device('meta') to count for free
@@ -262,11 +262,7 @@ class SimVP(nn.Module):
 
     def forward(self, x):                                                   # x: (B, T, C, H, W)
         _check_input(x, self.config.in_shape)
-        B, T = x.shape[:2]
-        latent, enc1 = self.enc(rearrange(x, 'b t c h w -> (b t) c h w'))    # (B*T, hid_S, H', W'), (B*T, hid_S, H, W)
-        z = self.translator(rearrange(latent, '(b t) c h w -> b (t c) h w', b=B))  # time into channels
-        y = self.dec(rearrange(z, 'b (t c) h w -> (b t) c h w', t=T), enc1)  # (B*T, C, H, W)
-        return rearrange(y, '(b t) c h w -> b t c h w', b=B)                 # (B, T, C, H, W)
+        return encode_translate_decode(self, x)                             # TAU's layout (chapter 06)
 
 # %% ../nbs/16_baselines.ipynb #b8baf9c8
 BASELINES = {'convlstm': ConvLSTM, 'predrnn': PredRNN, 'simvp': SimVP}
