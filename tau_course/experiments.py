@@ -5,13 +5,13 @@
 # %% auto #0
 __all__ = ['Run', 'grid', 'run_all', 'load_results', 'mean_std', 'pm', 'variant_of', 'summarise', 'markdown_table', 'conditions']
 
-# %% ../nbs/17_experiments.ipynb #ea1949af
+# %% ../nbs/17_experiments.ipynb #6389fba1
 import json, shlex, subprocess, sys, time
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 
-# %% ../nbs/17_experiments.ipynb #91f67de2
+# %% ../nbs/17_experiments.ipynb #071913b3
 @dataclass
 class Run:
     "One recorded run: `tau-course <cmd> <args>`, writing `<results>/<name>.json` (train: also `<runs>/<name>/`)."
@@ -32,7 +32,7 @@ class Run:
         "The command as you would type it."
         return shlex.join(['tau-course', *self.argv(results, runs)])
 
-# %% ../nbs/17_experiments.ipynb #7f6b587b
+# %% ../nbs/17_experiments.ipynb #6db19bd8
 def grid(prefix:str, # names are <prefix>_<variant>_s<seed>
          base:list, # arguments every run shares
          variants:dict, # variant name -> its extra arguments
@@ -40,7 +40,7 @@ def grid(prefix:str, # names are <prefix>_<variant>_s<seed>
     "The runs of a variants x seeds experiment."
     return [Run(f'{prefix}_{v}_s{s}', [*base, *extra, '--seed', s]) for s in seeds for v, extra in variants.items()]
 
-# %% ../nbs/17_experiments.ipynb #84c45944
+# %% ../nbs/17_experiments.ipynb #905d75ad
 def _cli_argv(argv:list)->list: return [sys.executable, '-c', 'from tau_course.cli import cli; cli()', *argv]
 
 def run_all(runs:list, results='results', runs_dir='runs', # folders, relative to `cwd`
@@ -55,20 +55,21 @@ def run_all(runs:list, results='results', runs_dir='runs', # folders, relative t
         if rc: log(f"{r.name}: exit status {rc} (see the message above); continuing with the next run")
     return done
 
-# %% ../nbs/17_experiments.ipynb #39bb06d0
-def load_results(runs:list, results='results')->dict:
-    "name -> record of each run (a `Run` or a name); a missing file is an error that gives the command making it."
+# %% ../nbs/17_experiments.ipynb #17740ae3
+def load_results(runs:list, results='results', # `Run`s or names; the folder of their result files
+                 skip_missing:bool=False)->dict: # True: the part of a grid that has run so far
+    "name -> record of each run; a missing file is an error that gives the command making it (unless skip_missing)."
     recs, missing = {}, []
     for r in runs:
         name = r.name if isinstance(r, Run) else r
         f = Path(results) / f'{name}.json'
         if f.is_file(): recs[name] = json.loads(f.read_text())
         else: missing.append(r.shell(results) if isinstance(r, Run) else name)
-    if missing: raise FileNotFoundError(f"{len(missing)} result file(s) missing in {results}; run: " + '; '.join(missing[:3])
+    if missing and not skip_missing: raise FileNotFoundError(f"{len(missing)} result file(s) missing in {results}; run: " + '; '.join(missing[:3])
                                         + (' ...' if len(missing) > 3 else ''))
     return recs
 
-# %% ../nbs/17_experiments.ipynb #2ab8ef64
+# %% ../nbs/17_experiments.ipynb #09c612f9
 def mean_std(xs)->tuple:
     "Mean and sample standard deviation (ddof=1; nan for fewer than two values)."
     xs = np.asarray(list(xs), dtype=float)
@@ -79,7 +80,7 @@ def pm(m:float, s:float, digits:int=2)->str:
     "'m ± s' (just m when s is nan)."
     return f'{m:.{digits}f}' if np.isnan(s) else f'{m:.{digits}f} ± {s:.{digits}f}'
 
-# %% ../nbs/17_experiments.ipynb #7b8e61c0
+# %% ../nbs/17_experiments.ipynb #796a2508
 def variant_of(name:str)->str: return name.rsplit('_s', 1)[0].split('_', 1)[-1]
 
 def summarise(recs:dict, # name -> record, as from `load_results`
@@ -91,13 +92,13 @@ def summarise(recs:dict, # name -> record, as from `load_results`
     return {g: {'n': len(rs), 'seeds': [r['seed'] for r in rs], 'wall_min': mean_std(r['wall_time_s'] / 60 for r in rs),
                 **{m: mean_std(r['metrics'][m] for r in rs) for m in metrics}} for g, rs in groups.items()}
 
-# %% ../nbs/17_experiments.ipynb #7d1da020
+# %% ../nbs/17_experiments.ipynb #94d44c49
 def markdown_table(header:list, rows:list)->str:
     "A Markdown table; cells are formatted with str()."
     lines = ['| ' + ' | '.join(map(str, header)) + ' |', '|' + '---|' * len(header)]
     return '\n'.join(lines + ['| ' + ' | '.join(map(str, r)) + ' |' for r in rows])
 
-# %% ../nbs/17_experiments.ipynb #666af429
+# %% ../nbs/17_experiments.ipynb #68bbd45c
 def conditions(recs:dict)->str:
     "One line: test sets, hardware, torch, wall time range and commits of a group of records."
     uniq = lambda xs: ', '.join(sorted({str(x) for x in xs}))
