@@ -155,7 +155,8 @@ class Learner:
 
     def one_epoch(self, training:bool):
         self.training, self.dl = training, (self.dls.train if training else self.dls.valid)
-        self.model.train(training); _set_epoch(self.dl, self.epoch)
+        self.model.train(training)
+        if training: _set_epoch(self.dl, self.epoch)  # fresh training data; the validation set stays fixed
         self.n_batches = len(self.dl)
         self._one_epoch()
 
