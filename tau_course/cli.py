@@ -5,8 +5,8 @@
 # %% auto #0
 __all__ = ['EXIT_OK', 'EXIT_USAGE', 'RESULT_KEYS', 'METRIC_KEYS', 'DATASET_NAMES', 'CLIError', 'hardware', 'git_commit',
            'write_result', 'load_model', 'read_context', 'dataset_label', 'eval_dataset', 'StopAfter', 'cmd_train',
-           'evaluate_horizon', 'cmd_eval', 'cmd_predict', 'cmd_export', 'bench_recipe', 'cmd_bench', 'cmd_demo',
-           'cmd_data', 'build_parser', 'main', 'cli']
+           'evaluate_horizon', 'cmd_eval', 'cmd_predict', 'cmd_export', 'cmd_bench', 'cmd_demo', 'cmd_data',
+           'build_parser', 'main', 'cli']
 
 # %% ../nbs/10_cli.ipynb #5295c82d
 import argparse, json, os, platform, shutil, subprocess, sys, time, warnings
@@ -267,42 +267,26 @@ def cmd_export(a) -> int:
     return EXIT_OK
 
 # %% ../nbs/10_cli.ipynb #c14eaa08
-def _median_seconds(fn, steps:int, warmup:int) -> float:
-    for _ in range(warmup): fn()
-    ts = []
-    for _ in range(steps): t0 = time.perf_counter(); fn(); ts.append(time.perf_counter() - t0)
-    return float(np.median(ts))
-
-def bench_recipe(name:str, batch_size:int=16, steps:int=5, warmup:int=2) -> dict:
-    "Cost of `RECIPES[name]`'s model on this machine: params, GFLOPs, train/inference sequences per second."
-    import resource
-    from tau_course.baselines import gflops
-    from tau_course.losses import tau_loss
-    from tau_course.train import build_model, _in_shape
-    cfg = get_recipe(name); shape = _in_shape(cfg); torch.manual_seed(0)
-    with torch.device('meta'): flops = gflops(build_model(cfg), torch.empty(1, *shape))
-    model = build_model(cfg); opt = torch.optim.Adam(model.parameters(), cfg.lr)
-    x, y = torch.rand(batch_size, *shape), torch.rand(batch_size, *shape)
-    def step():
-        loss = tau_loss(model(x), y, alpha=cfg.alpha); opt.zero_grad(); loss.backward(); opt.step()
-    def infer():
-        with torch.inference_mode(): model(x)
-    t_train = _median_seconds(step, steps, warmup); model.eval(); t_infer = _median_seconds(infer, steps, warmup)
-    return dict(params=sum(p.numel() for p in model.parameters()), gflops=flops, batch_size=batch_size,
-                train_seq_s=batch_size / t_train, infer_seq_s=batch_size / t_infer, train_step_s=t_train,
-                peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-
 def cmd_bench(a) -> int:
-    "Benchmark the models of --recipes (one process) and write results/<name>.json."
+    "Benchmark --recipes x --modes x --batch-size (one process, or a child per row with --isolate); write results/<name>.json."
+    from tau_course import bench
     for r in a.recipes:
         if r not in RECIPES: raise CLIError(f"unknown recipe {r!r}; expected some of {sorted(RECIPES)}")
-    if min(a.batch_size, a.steps) < 1 or a.warmup < 0: raise CLIError("--batch-size and --steps must be >= 1, --warmup >= 0")
-    t0 = time.time(); rows = {}
+    for m in a.modes:
+        if m not in bench.MODES: raise CLIError(f"unknown mode {m!r}; expected some of {sorted(bench.MODES)}")
+    if min(*a.batch_size, a.steps) < 1 or a.warmup < 0: raise CLIError("--batch-size and --steps must be >= 1, --warmup >= 0")
+    t0, rows = time.time(), []
     for r in a.recipes:
-        rows[r] = bench_recipe(r, a.batch_size, a.steps, a.warmup)
-        print(r, json.dumps({k: round(v, 3) for k, v in rows[r].items()}), flush=True)
-    write_result(Path(a.results) / f'{a.name}.json', a.name, dict(recipes=a.recipes, batch_size=a.batch_size, steps=a.steps,
-                 warmup=a.warmup), None, rows, None, time.time() - t0, None)
+        for m in a.modes:
+            for b in a.batch_size:
+                kw = dict(name=r, batch_size=b, mode=m, steps=a.steps, warmup=a.warmup)
+                rows.append(bench.isolated(bench.bench_recipe, **kw) if a.isolate else bench.bench_recipe(**kw))
+                print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in rows[-1].items()}), flush=True)
+    metrics = {row['recipe']: row for row in rows if row['mode'] == a.modes[0] and row['batch_size'] == a.batch_size[0]}
+    extra = dict(rows=rows, gemm_gflops=bench.gemm_gflops())
+    if a.data: extra['data_seq_s'] = bench.data_seq_s(MovingMNIST(length=1001), n=1000)  # 64x64, 20 frames, one process
+    write_result(Path(a.results) / f'{a.name}.json', a.name, dict(recipes=a.recipes, modes=a.modes, batch_size=a.batch_size,
+                 steps=a.steps, warmup=a.warmup, isolate=a.isolate), None, metrics, None, time.time() - t0, None, **extra)
     return EXIT_OK
 
 # %% ../nbs/10_cli.ipynb #52b1a4ba
@@ -369,8 +353,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument('--out', required=True); r.add_argument('--gif')
     b = sub.add_parser('bench', help="measure models' cost on this machine"); b.set_defaults(func=cmd_bench)
     b.add_argument('--recipes', nargs='+', required=True, help='recipe names; their models are measured in one process')
-    b.add_argument('--batch-size', type=int, default=16); b.add_argument('--steps', type=int, default=5)
+    b.add_argument('--modes', nargs='+', default=['eager'], help='eager, channels_last, bf16, compile (chapter 24)')
+    b.add_argument('--batch-size', type=int, nargs='+', default=[16]); b.add_argument('--steps', type=int, default=5)
     b.add_argument('--warmup', type=int, default=2); b.add_argument('--name', default='bench')
+    b.add_argument('--isolate', action='store_true', help='each row in a fresh child process (its own peak memory)')
+    b.add_argument('--data', action='store_true', help='also measure Moving MNIST generation (sequences/s)')
     x = sub.add_parser('export', help='export to ONNX, verified with onnxruntime'); x.set_defaults(func=cmd_export)
     x.add_argument('--onnx', required=True)
     d = sub.add_parser('demo', help='render Moving MNIST and train a small TAU on CPU'); d.set_defaults(func=cmd_demo)

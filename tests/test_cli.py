@@ -88,3 +88,17 @@ def test_other_benchmarks_prepare_and_take_one_step(name, tmp_path):
 def test_unprepared_data_is_a_one_line_error(tmp_path):
     out = tau_course('train', '--config', 'taxibj', '--data-root', tmp_path, '--out', tmp_path / 'run', '--results', tmp_path)
     assert out.returncode == 2 and 'data prepare taxibj' in out.stderr and len(out.stderr.strip().splitlines()) == 1
+
+
+def test_bench_isolated_rows_and_data_rate(tmp_path):
+    "Each --isolate row runs in its own child (own peak memory); --data adds the generation rate; bad modes exit 2."
+    out = tau_course('bench', '--recipes', 'mmnist_cpu_tiny', '--modes', 'eager', 'channels_last', '--batch-size', 1, 2,
+                     '--steps', 1, '--warmup', 0, '--isolate', '--data', '--results', tmp_path, '--name', 'perf')
+    assert out.returncode == 0, out.stderr
+    rec = json.loads((tmp_path / 'perf.json').read_text())
+    assert set(RESULT_KEYS) <= set(rec)
+    assert [(r['mode'], r['batch_size']) for r in rec['rows']] == [('eager', 1), ('eager', 2), ('channels_last', 1), ('channels_last', 2)]
+    assert all(r['peak_rss_mb'] > 50 and r['max_abs_diff'] <= 1e-5 for r in rec['rows'])
+    assert rec['metrics']['mmnist_cpu_tiny']['batch_size'] == 1 and rec['data_seq_s'] > 0 and rec['gemm_gflops'] > 0
+    bad = tau_course('bench', '--recipes', 'mmnist_cpu_tiny', '--modes', 'fp8', '--results', tmp_path)
+    assert bad.returncode == 2 and 'unknown mode' in bad.stderr
