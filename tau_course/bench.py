@@ -6,7 +6,7 @@
 __all__ = ['MODES', 'median_seconds', 'gemm_gflops', 'forward_flops', 'agreement', 'bench_mode', 'data_seq_s', 'isolated',
            'bench_recipe']
 
-# %% ../nbs/24_performance.ipynb #1b550e97
+# %% ../nbs/24_performance.ipynb #f8476019
 import copy, json, multiprocessing as mp, resource, time
 from contextlib import nullcontext
 from functools import partial
@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-# %% ../nbs/24_performance.ipynb #e01f5790
+# %% ../nbs/24_performance.ipynb #0c3275b4
 def median_seconds(fn, # called with no arguments
                    steps:int=5, # timed calls
                    warmup:int=2, # untimed calls first
@@ -26,20 +26,20 @@ def median_seconds(fn, # called with no arguments
     for _ in range(steps): t0 = time.perf_counter(); fn(); ts.append(time.perf_counter() - t0)
     return float(np.median(ts))
 
-# %% ../nbs/24_performance.ipynb #5f0450b9
+# %% ../nbs/24_performance.ipynb #36eec6c5
 def gemm_gflops(n:int=2048, # matrix side
                 steps:int=5)->float:
     "This machine's fp32 matrix-multiply rate in GFLOP/s (2n³ FLOPs per n×n product), with the current torch threads."
     a, b = torch.randn(n, n), torch.randn(n, n)
     return 2 * n ** 3 / median_seconds(lambda: a @ b, steps, 1) / 1e9
 
-# %% ../nbs/24_performance.ipynb #a8647111
+# %% ../nbs/24_performance.ipynb #39507b52
 def forward_flops(model, x)->float:
     "FLOPs of one forward pass of `model` on batch `x` (2 per multiply-add), under no_grad."
     with FlopCounterMode(display=False) as f, torch.no_grad(): model(x)
     return float(f.get_total_flops())
 
-# %% ../nbs/24_performance.ipynb #9c23c284
+# %% ../nbs/24_performance.ipynb #30710106
 def _autocast_bf16(): return torch.autocast('cpu', dtype=torch.bfloat16)
 
 MODES = {  # name -> (prepare(model) -> model to call, context manager factory)
@@ -49,14 +49,14 @@ MODES = {  # name -> (prepare(model) -> model to call, context manager factory)
     'compile':       (lambda m: torch.compile(m), nullcontext),
 }
 
-# %% ../nbs/24_performance.ipynb #3a38b9d3
+# %% ../nbs/24_performance.ipynb #24a13f86
 def agreement(out:torch.Tensor, ref:torch.Tensor)->dict:
     "How far `out` is from `ref`: max |out - ref|, and that maximum relative to max |ref|."
     if out.shape != ref.shape: raise ValueError(f"expected outputs of shape {tuple(ref.shape)}, got {tuple(out.shape)}")
     d = (out.float() - ref.float()).abs().max().item()
     return dict(max_abs_diff=d, max_rel_diff=d / max(ref.abs().max().item(), 1e-30))
 
-# %% ../nbs/24_performance.ipynb #c7902c06
+# %% ../nbs/24_performance.ipynb #55ca4430
 def bench_mode(model, # evaluated in eval mode for the reference output; a deep copy is run in `mode`
                x, y, # input and target batch
                mode:str='eager', # a key of MODES
@@ -80,7 +80,7 @@ def bench_mode(model, # evaluated in eval mode for the reference output; a deep 
     return dict(mode=mode, batch_size=B, train_step_s=t_step, train_seq_s=B / t_step, infer_s=t_inf,
                 infer_seq_s=B / t_inf, first_call_s=first, **agreement(out, ref))
 
-# %% ../nbs/24_performance.ipynb #8f2729f6
+# %% ../nbs/24_performance.ipynb #627be7db
 def data_seq_s(ds, # a dataset
                n:int=200, # items to fetch (after one warm-up item)
               )->float:
@@ -91,7 +91,7 @@ def data_seq_s(ds, # a dataset
     for i in range(1, n + 1): ds[i]
     return n / (time.perf_counter() - t0)
 
-# %% ../nbs/24_performance.ipynb #5fe6ce7a
+# %% ../nbs/24_performance.ipynb #542271ac
 def _child(q, fn, kwargs):
     try: q.put(('ok', fn(**kwargs), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
     except Exception as e: q.put(('error', f"{type(e).__name__}: {e}", None))
@@ -105,7 +105,7 @@ def isolated(fn, # a module-level function (a spawned child imports it by name)
     if status != 'ok': raise RuntimeError(f"{fn.__name__} failed in its child process: {out}")
     return {**out, 'peak_rss_mb': peak}
 
-# %% ../nbs/24_performance.ipynb #1f26af02
+# %% ../nbs/24_performance.ipynb #a80eaeec
 def bench_recipe(name:str, # a key of tau_course.train.RECIPES
                  batch_size:int=16, mode:str='eager', steps:int=5, warmup:int=2, seed:int=0)->dict:
     "Cost of `RECIPES[name]`'s model on a random batch of its shape, run in `mode` (see bench_mode), with its FLOP rate."
