@@ -17,6 +17,7 @@ import torch
 from .data import atomic_write, mmnist_test_set, MovingMNIST, Pooled, show_grid, save_gif
 from .model import TAU, TAUConfig, predict
 from .baselines import BASELINES
+from .bench import retain_freed_memory
 from .train import (RECIPES, get_recipe, train, evaluate, NonFiniteLossError, find_checkpoint, EXIT_NONFINITE,
                               Callback, CancelFitException)
 
@@ -268,25 +269,30 @@ def cmd_export(a) -> int:
 
 # %% ../nbs/10_cli.ipynb #c14eaa08
 def cmd_bench(a) -> int:
-    "Benchmark --recipes x --modes x --batch-size (one process, or a child per row with --isolate); write results/<name>.json."
+    "Benchmark --recipes x --modes x --batch-size x --retain, --rounds times (a child per row with --isolate); write results/<name>.json."
     from tau_course import bench
     for r in a.recipes:
         if r not in RECIPES: raise CLIError(f"unknown recipe {r!r}; expected some of {sorted(RECIPES)}")
     for m in a.modes:
         if m not in bench.MODES: raise CLIError(f"unknown mode {m!r}; expected some of {sorted(bench.MODES)}")
-    if min(*a.batch_size, a.steps) < 1 or a.warmup < 0: raise CLIError("--batch-size and --steps must be >= 1, --warmup >= 0")
+    if min(*a.batch_size, a.steps, a.rounds) < 1 or a.warmup < 0: raise CLIError("--batch-size, --steps and --rounds must be >= 1, --warmup >= 0")
+    if 'on' in a.retain and not a.isolate: raise CLIError("--retain on changes the whole process: it needs --isolate")
     t0, rows = time.time(), []
-    for r in a.recipes:
-        for m in a.modes:
-            for b in a.batch_size:
-                kw = dict(name=r, batch_size=b, mode=m, steps=a.steps, warmup=a.warmup)
-                rows.append(bench.isolated(bench.bench_recipe, **kw) if a.isolate else bench.bench_recipe(**kw))
-                print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in rows[-1].items()}), flush=True)
+    for rnd in range(a.rounds):  # whole grid per round, reference and compared rows back to back
+        for r in a.recipes:
+            for m in a.modes:
+                for b in a.batch_size:
+                    for ret in a.retain:
+                        kw = dict(name=r, batch_size=b, mode=m, steps=a.steps, warmup=a.warmup, seed=a.seed, retain=ret == 'on')
+                        rows.append(dict(bench.isolated(bench.bench_recipe, **kw) if a.isolate else bench.bench_recipe(**kw), round=rnd))
+                        print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in rows[-1].items()}), flush=True)
     metrics = {row['recipe']: row for row in rows if row['mode'] == a.modes[0] and row['batch_size'] == a.batch_size[0]}
     extra = dict(rows=rows, gemm_gflops=bench.gemm_gflops())
+    if 'eager' in a.modes and 'off' in a.retain: extra['speedups'] = bench.speedups(rows)
     if a.data: extra['data_seq_s'] = bench.data_seq_s(MovingMNIST(length=1001), n=1000)  # 64x64, 20 frames, one process
     write_result(Path(a.results) / f'{a.name}.json', a.name, dict(recipes=a.recipes, modes=a.modes, batch_size=a.batch_size,
-                 steps=a.steps, warmup=a.warmup, isolate=a.isolate), None, metrics, None, time.time() - t0, None, **extra)
+                 retain=a.retain, rounds=a.rounds, steps=a.steps, warmup=a.warmup, isolate=a.isolate), a.seed, metrics, None,
+                 time.time() - t0, None, **extra)
     return EXIT_OK
 
 # %% ../nbs/10_cli.ipynb #52b1a4ba
@@ -358,6 +364,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument('--warmup', type=int, default=2); b.add_argument('--name', default='bench')
     b.add_argument('--isolate', action='store_true', help='each row in a fresh child process (its own peak memory)')
     b.add_argument('--data', action='store_true', help='also measure Moving MNIST generation (sequences/s)')
+    b.add_argument('--retain', nargs='+', choices=('off', 'on'), default=['off'], help="glibc keeps freed memory ('on' needs --isolate)")
+    b.add_argument('--rounds', type=int, default=1, help='repeat the grid; speed-ups are medians of per-round ratios')
+    b.add_argument('--seed', type=int, default=0, help='seed of the model weights and the random batch')
     x = sub.add_parser('export', help='export to ONNX, verified with onnxruntime'); x.set_defaults(func=cmd_export)
     x.add_argument('--onnx', required=True)
     d = sub.add_parser('demo', help='render Moving MNIST and train a small TAU on CPU'); d.set_defaults(func=cmd_demo)
@@ -376,6 +385,7 @@ def main(argv=None) -> int:
     "Run `tau-course` with `argv`; returns the exit status (2 for bad input, 3 for a run stopped by a NaN/inf loss)."
     try: a = build_parser().parse_args(argv)
     except SystemExit as e: return int(e.code or 0)  # argparse printed the usage error
+    if a.func is not cmd_bench: retain_freed_memory()  # the command owns its process: reuse freed memory (chapter 24)
     try: return a.func(a)
     except CLIError as e:
         print(f"tau-course {a.cmd}: error: {e}", file=sys.stderr); return EXIT_USAGE
