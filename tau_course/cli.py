@@ -288,7 +288,8 @@ def cmd_bench(a) -> int:
                         print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in rows[-1].items()}), flush=True)
     metrics = {row['recipe']: row for row in rows if row['mode'] == a.modes[0] and row['batch_size'] == a.batch_size[0]}
     extra = dict(rows=rows, gemm_gflops=bench.gemm_gflops())
-    if 'eager' in a.modes and 'off' in a.retain: extra['speedups'] = bench.speedups(rows)
+    ref = 'reference' if 'reference' in a.modes else 'eager'  # records of modes only: speed-ups over eager
+    if ref in a.modes and 'off' in a.retain: extra['speedups'] = bench.speedups(rows, (ref, False))
     if a.data: extra['data_seq_s'] = bench.data_seq_s(MovingMNIST(length=1001), n=1000)  # 64x64, 20 frames, one process
     write_result(Path(a.results) / f'{a.name}.json', a.name, dict(recipes=a.recipes, modes=a.modes, batch_size=a.batch_size,
                  retain=a.retain, rounds=a.rounds, steps=a.steps, warmup=a.warmup, isolate=a.isolate), a.seed, metrics, None,
@@ -359,7 +360,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument('--out', required=True); r.add_argument('--gif')
     b = sub.add_parser('bench', help="measure models' cost on this machine"); b.set_defaults(func=cmd_bench)
     b.add_argument('--recipes', nargs='+', required=True, help='recipe names; their models are measured in one process')
-    b.add_argument('--modes', nargs='+', default=['eager'], help='eager, channels_last, bf16, compile (chapter 24)')
+    b.add_argument('--modes', nargs='+', default=['eager'], help='reference, eager, channels_last, bf16, compile (chapter 24)')
     b.add_argument('--batch-size', type=int, nargs='+', default=[16]); b.add_argument('--steps', type=int, default=5)
     b.add_argument('--warmup', type=int, default=2); b.add_argument('--name', default='bench')
     b.add_argument('--isolate', action='store_true', help='each row in a fresh child process (its own peak memory)')

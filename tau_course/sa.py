@@ -4,11 +4,13 @@
 
 # %% auto #0
 __all__ = ['SA_SPECS', 'SA_VARIANTS', 'decompose_kernel', 'SA', 'receptive_field', 'sa_footprint', 'conv_cost', 'sa_cost',
-           'sa_cost_table']
+           'sa_cost_table', 'space_to_batch', 'batch_to_space', 'dilated_conv']
 
 # %% ../nbs/03_sa.ipynb #f44a7cfd
 import torch
 from torch import nn
+import torch.nn.functional as F
+from fastcore.basics import patch
 
 # %% ../nbs/03_sa.ipynb #5b5eece7
 def decompose_kernel(K:int=21, # the large kernel to imitate
@@ -80,3 +82,40 @@ def sa_cost_table(dim:int=512, hw:tuple=(16, 16))->dict:
     rows['DW 21×21 alone'] = conv_cost(dim, dim, 21, groups=dim, hw=hw)
     rows['full 21×21 conv'] = conv_cost(dim, dim, 21, hw=hw)
     return rows
+
+# %% ../nbs/03_sa.ipynb #c2e3608a
+def space_to_batch(x:torch.Tensor, # (B, C, H, W)
+                   d:int)->torch.Tensor: # (d·d·B, C, ⌈H/d⌉, ⌈W/d⌉)
+    "The d×d phases of x (every d-th pixel from each offset) as separate images, after zero-padding H, W to multiples of d."
+    B, C, H, W = x.shape
+    hp, wp = -(-H // d), -(-W // d)
+    x = F.pad(x, (0, wp * d - W, 0, hp * d - H))
+    return x.view(B, C, hp, d, wp, d).permute(3, 5, 0, 1, 2, 4).reshape(d * d * B, C, hp, wp)
+
+def batch_to_space(y:torch.Tensor, # (d·d·B, C, hp, wp), phases first
+                   d:int, H:int, W:int)->torch.Tensor: # (B, C, H, W)
+    "Inverse of `space_to_batch`: interleave the d×d phases, then crop to H×W."
+    B, (C, hp, wp) = y.shape[0] // (d * d), y.shape[1:]
+    return y.view(d, d, B, C, hp, wp).permute(2, 3, 4, 0, 5, 1).reshape(B, C, hp * d, wp * d)[..., :H, :W]
+
+# %% ../nbs/03_sa.ipynb #6707b87e
+def dilated_conv(conv:nn.Conv2d, # stride 1, dilation d in both directions, 'same' padding d·(k-1)/2
+                 x:torch.Tensor)->torch.Tensor:
+    "`conv(x)` computed as the undilated conv on the d×d phases of x (space-to-batch)."
+    (d, d2), (k, k2) = conv.dilation, conv.kernel_size
+    if d != d2 or k != k2 or conv.stride != (1, 1) or conv.padding != (d * (k - 1) // 2,) * 2:
+        raise ValueError(f"expected a square stride-1 conv with 'same' padding, got dilation {conv.dilation}, "
+                         f"kernel {conv.kernel_size}, stride {conv.stride}, padding {conv.padding}")
+    y = F.conv2d(space_to_batch(x, d), conv.weight, conv.bias, padding=k // 2, groups=conv.groups)
+    return batch_to_space(y, d, x.shape[-2], x.shape[-1])
+
+# %% ../nbs/03_sa.ipynb #7963c51c
+SA.phases = True  # class default; `sa.phases = False` on an instance turns the fast path off
+
+@patch
+def forward(self:SA, x):
+    "pw(dw_d(dw(x))), the dilated convs computed on their d×d phases when no gradient is recorded (and `phases`)."
+    for conv in self.children():  # registration order: dw -> dw_d -> pw ('dense': dw -> pw)
+        fast = self.phases and conv.dilation[0] > 1 and not torch.is_grad_enabled()
+        x = dilated_conv(conv, x) if fast else conv(x)
+    return x

@@ -91,14 +91,18 @@ def test_unprepared_data_is_a_one_line_error(tmp_path):
 
 
 def test_bench_isolated_rows_and_data_rate(tmp_path):
-    "Each --isolate row runs in its own child (own peak memory); --data adds the generation rate; bad modes exit 2."
-    out = tau_course('bench', '--recipes', 'mmnist_cpu_tiny', '--modes', 'eager', 'channels_last', '--batch-size', 1, 2,
+    "Each --isolate row runs in its own child (own peak memory, own allocator setting); speed-ups over the reference row; --data adds the generation rate; bad input exits 2."
+    out = tau_course('bench', '--recipes', 'mmnist_cpu_tiny', '--modes', 'reference', 'eager', '--batch-size', 1, '--retain', 'off', 'on',
                      '--steps', 1, '--warmup', 0, '--isolate', '--data', '--results', tmp_path, '--name', 'perf')
     assert out.returncode == 0, out.stderr
     rec = json.loads((tmp_path / 'perf.json').read_text())
-    assert set(RESULT_KEYS) <= set(rec)
-    assert [(r['mode'], r['batch_size']) for r in rec['rows']] == [('eager', 1), ('eager', 2), ('channels_last', 1), ('channels_last', 2)]
+    assert set(RESULT_KEYS) <= set(rec) and rec['seed'] == 0
+    assert [(r['mode'], r['retain'], r['round']) for r in rec['rows']] == [('reference', False, 0), ('reference', True, 0), ('eager', False, 0), ('eager', True, 0)]
     assert all(r['peak_rss_mb'] > 50 and r['max_abs_diff'] <= 1e-5 for r in rec['rows'])
-    assert rec['metrics']['mmnist_cpu_tiny']['batch_size'] == 1 and rec['data_seq_s'] > 0 and rec['gemm_gflops'] > 0
+    assert [(s['mode'], s['retain'], s['train_speedup'] > 0) for s in rec['speedups']] == [('reference', False, True), ('reference', True, True), ('eager', False, True), ('eager', True, True)]
+    assert rec['speedups'][0]['train_speedup'] == 1.0
+    assert rec['metrics']['mmnist_cpu_tiny']['mode'] == 'reference' and rec['data_seq_s'] > 0 and rec['gemm_gflops'] > 0
+    same = tau_course('bench', '--recipes', 'mmnist_cpu_tiny', '--retain', 'off', 'on', '--results', tmp_path)
+    assert same.returncode == 2 and 'needs --isolate' in same.stderr
     bad = tau_course('bench', '--recipes', 'mmnist_cpu_tiny', '--modes', 'fp8', '--results', tmp_path)
     assert bad.returncode == 2 and 'unknown mode' in bad.stderr
