@@ -21,9 +21,9 @@ from .model import _check_config, _check_input, encode_translate_decode
 def gflops(model:nn.Module, # any module; build it under torch.device('meta') to count for free
            x:torch.Tensor, # an input batch (a 'meta' tensor works)
           ) -> float: # forward multiply-adds in G (fvcore's convention), for the whole batch
-    "Forward multiply-adds in G: FlopCounterMode's total / 2, under no_grad. Counts only ops that run."
+    "Forward multiply-adds in G: FlopCounterMode's total / 2 of one forward pass. Counts only ops that run."
     counter = FlopCounterMode(display=False)
-    with counter, torch.no_grad(): model(x)
+    with counter, torch.enable_grad(): model(x)  # autograd on: SA's inference-only phase path (chapter 03) would count its padding
     return counter.get_total_flops() / 2e9
 
 # %% ../nbs/16_baselines.ipynb #6ff24915
