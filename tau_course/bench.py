@@ -7,12 +7,11 @@ __all__ = ['MODES', 'median_seconds', 'gemm_gflops', 'straightforward', 'agreeme
            'isolated', 'recipe_batch', 'retain_freed_memory', 'fault_probe', 'bench_recipe', 'speedups']
 
 # %% ../nbs/24_performance.ipynb #f8476019
-import copy, ctypes, json, multiprocessing as mp, platform, queue, resource, time
+import copy, ctypes, multiprocessing as mp, platform, queue, resource, time
 from contextlib import nullcontext
 from functools import partial
 import numpy as np
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 # %% ../nbs/24_performance.ipynb #0c3275b4
 def median_seconds(fn, # called with no arguments
