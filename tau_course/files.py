@@ -4,9 +4,10 @@
 
 # %% auto #0
 __all__ = ['SHA256SUMS', 'MANIFEST', 'UsageError', 'ChecksumError', 'repo_root', 'data_root', 'sha256_file', 'check_sha256',
-           'read_sha256sums', 'write_sha256sums', 'verify_files', 'fsync_path', 'atomic_path', 'atomic_write',
-           'jsonable', 'write_json', 'atomic_dir', 'old_path', 'find_complete', 'remove_partial', 'write_manifest',
-           'prepare_dir', 'check_manifest', 'fixture_path', 'load_fixture', 'moved_names']
+           'read_sha256sums', 'write_sha256sums', 'verify_files', 'UnverifiedWarning', 'folder_digests',
+           'verify_folder', 'fsync_path', 'atomic_path', 'atomic_write', 'jsonable', 'write_json', 'atomic_dir',
+           'old_path', 'find_complete', 'remove_partial', 'write_manifest', 'prepare_dir', 'check_manifest',
+           'fixture_path', 'load_fixture', 'moved_names']
 
 # %% ../nbs/00a_files.ipynb #762f4d56
 import contextlib, hashlib, importlib, json, os, shutil, tempfile, warnings
@@ -83,6 +84,24 @@ def verify_files(folder, digests:dict, fix:str='the folder is damaged; write it 
         p = Path(folder) / name
         if not p.is_file(): raise ChecksumError(f"{p}: listed with a SHA-256 but missing. Fix: {fix}")
         check_sha256(p, d, fix=fix)
+
+# %% ../nbs/00a_files.ipynb #e55c3b18
+class UnverifiedWarning(UserWarning): "A folder was loaded without a recorded SHA-256 to check it against."
+
+def folder_digests(folder)->dict|None:
+    "name -> digest recorded for `folder`: its SHA256SUMS, else the 'sha256' entry of its state.json; None if neither."
+    if (d := read_sha256sums(folder)) is not None: return d
+    p = Path(folder) / 'state.json'
+    try: return json.loads(p.read_text()).get('sha256') if p.is_file() else None
+    except ValueError: raise ChecksumError(f"{p}: not valid JSON; the checkpoint is damaged") from None
+
+def verify_folder(folder, fix:str='the folder is damaged: write or download it again')->bool:
+    "Check the files of `folder` against its recorded digests (True); warn once and return False if it records none."
+    digests = folder_digests(folder)
+    if digests is None:
+        warnings.warn(f"{folder} records no SHA-256 of its files; loaded unverified", UnverifiedWarning, stacklevel=2)
+        return False
+    verify_files(folder, digests, fix); return True
 
 # %% ../nbs/00a_files.ipynb #5b38772e
 def fsync_path(p):
