@@ -15,7 +15,7 @@ from torch import nn
 from einops import rearrange
 from torch.utils.flop_counter import FlopCounterMode
 from .encdec import Encoder, Decoder
-from .model import _check_config, _check_input, encode_translate_decode
+from .model import check_config, check_input, encode_translate_decode
 
 # %% ../nbs/16_baselines.ipynb #2cb42af4
 def gflops(model:nn.Module, # any module; build it under torch.device('meta') to count for free
@@ -87,7 +87,7 @@ class RecurrentPredictor(nn.Module):
         return zeros, zeros  # never mutated: `step` returns new lists
 
     def forward(self, x):                                      # x: (B, T, C, H, W), the context
-        _check_input(x, self.config.in_shape)
+        check_input(x, self.config.in_shape, next(self.parameters()).dtype)
         T, p = x.shape[1], self.config.patch_size
         frames = patchify(x, p)                                # (B, T, C*p*p, H/p, W/p)
         state, outs = self.init_state(frames[:, 0]), []
@@ -240,7 +240,7 @@ class SimVPConfig:
 
     def __post_init__(self):
         self.in_shape, self.incep_ker = tuple(self.in_shape), tuple(self.incep_ker)  # JSON configs give lists
-        _check_config(self)  # the same rules as TAU's
+        check_config(self)  # the same rules as TAU's
         if not self.incep_ker or any(k < 1 or k % 2 == 0 for k in self.incep_ker):
             raise ValueError(f"incep_ker must be odd positive kernel sizes, got {self.incep_ker}")
         g, C = (self.groups if (self.hid_T // 2) % self.groups == 0 else 1), self.in_shape[0] * self.hid_S
@@ -261,7 +261,7 @@ class SimVP(nn.Module):
         self.dec = Decoder(hid_S, C, N_S, spatio_kernel_dec)
 
     def forward(self, x):                                                   # x: (B, T, C, H, W)
-        _check_input(x, self.config.in_shape)
+        check_input(x, self.config.in_shape, next(self.parameters()).dtype)
         return encode_translate_decode(self, x)                             # TAU's layout (chapter 06)
 
 # %% ../nbs/16_baselines.ipynb #b8baf9c8

@@ -4,14 +4,21 @@
 
 # %% auto #0
 __all__ = ['MODES', 'median_seconds', 'gemm_gflops', 'straightforward', 'agreement', 'train_step', 'bench_mode', 'data_seq_s',
-           'isolated', 'recipe_batch', 'retain_freed_memory', 'fault_probe', 'bench_recipe', 'speedups']
+           'isolated', 'recipe_batch', 'retain_freed_memory', 'fault_probe', 'bench_recipe', 'speedups', 'run_grid']
 
 # %% ../nbs/24_performance.ipynb #f8476019
 import copy, ctypes, multiprocessing as mp, platform, queue, resource, time
 from contextlib import nullcontext
 from functools import partial
+from pathlib import Path
 import numpy as np
 import torch
+from .files import UsageError
+from .data import MovingMNIST
+from .losses import tau_loss
+from .baselines import gflops
+from .recipes import RECIPES, build_model, get_recipe, in_shape_of
+from .runner import write_result
 
 # %% ../nbs/24_performance.ipynb #0c3275b4
 def median_seconds(fn, # called with no arguments
@@ -122,12 +129,10 @@ def isolated(fn, # a module-level function (a spawned child imports it by name)
     return {**out, 'peak_rss_mb': peak}
 
 # %% ../nbs/24_performance.ipynb #73f0c116
-def recipe_batch(name:str, # a key of tau_course.train.RECIPES
+def recipe_batch(name:str, # a recipe name (tau_course.recipes)
                  batch_size:int, seed:int=0)->tuple:
     "(config, model, x, y, loss_fn) of `RECIPES[name]`: its model built under `seed` and a random batch of its shape."
-    from tau_course.losses import tau_loss
-    from tau_course.train import get_recipe, build_model, _in_shape
-    cfg = get_recipe(name); shape = _in_shape(cfg); torch.manual_seed(seed)
+    cfg = get_recipe(name); shape = in_shape_of(cfg); torch.manual_seed(seed)
     model = build_model(cfg)
     return cfg, model, torch.rand(batch_size, *shape), torch.rand(batch_size, *shape), partial(tau_loss, alpha=cfg.alpha)
 
@@ -153,13 +158,11 @@ def fault_probe(retain:bool, # call retain_freed_memory first
     return dict(retain=applied, faults_per_step=(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / steps)
 
 # %% ../nbs/24_performance.ipynb #a80eaeec
-def bench_recipe(name:str, # a key of tau_course.train.RECIPES
+def bench_recipe(name:str, # a recipe name (tau_course.recipes)
                  batch_size:int=16, mode:str='eager', steps:int=5, warmup:int=2, seed:int=0,
                  retain:bool=False, # call retain_freed_memory first (process-wide: for a child process)
                 )->dict:
     "Cost of `RECIPES[name]`'s model on a random batch of its shape, run in `mode` (see bench_mode), with its FLOP rate."
-    from tau_course.baselines import gflops
-    from tau_course.train import build_model
     applied = retain_freed_memory() if retain else False  # before anything is allocated
     cfg, model, x, y, loss_fn = recipe_batch(name, batch_size, seed)
     with torch.device('meta'): macs = gflops(build_model(cfg), torch.empty(1, *x.shape[1:]))  # G multiply-adds per sequence
@@ -185,3 +188,35 @@ def speedups(rows:list, # bench_recipe rows, each with a 'round' (the CLI's --ro
                         infer_s=med('infer_s'), train_speedup=ratio('train_step_s'), infer_speedup=ratio('infer_s'),
                         peak_rss_mb=max((r['peak_rss_mb'] for r in runs.values() if 'peak_rss_mb' in r), default=None)))
     return out
+
+# %% ../nbs/24_performance.ipynb #d95f91f0
+def _check_grid(recipes, modes, batch_sizes, retain, rounds, steps, warmup, isolate):
+    for r in recipes:
+        try: get_recipe(r)
+        except UsageError: raise UsageError(f"unknown recipe {r!r}; expected some of {sorted(RECIPES)}") from None
+    for m in modes:
+        if m not in MODES: raise UsageError(f"unknown mode {m!r}; expected some of {sorted(MODES)}")
+    if min(*batch_sizes, steps, rounds) < 1 or warmup < 0: raise UsageError("--batch-size, --steps and --rounds must be >= 1, --warmup >= 0")
+    if 'on' in retain and not isolate: raise UsageError("--retain on changes the whole process: it needs --isolate")
+
+# %% ../nbs/24_performance.ipynb #55ccd8ef
+def run_grid(recipes:list, modes:list=('eager',), batch_sizes:list=(16,), retain:list=('off',), rounds:int=1, steps:int=5,
+             warmup:int=2, seed:int=0, isolate:bool=False, data:bool=False, # also the Moving MNIST generation rate
+             path=None, name:str='bench')->list: # where to write the record (None: nowhere)
+    "Benchmark recipes x modes x batch sizes x retain, `rounds` times (a child per row with `isolate`); returns the rows."
+    _check_grid(recipes, modes, batch_sizes, retain, rounds, steps, warmup, isolate)
+    t0, rows = time.time(), []
+    for rnd in range(rounds):  # whole grid per round, reference and compared rows back to back
+        for r, m, b, ret in ((r, m, b, ret) for r in recipes for m in modes for b in batch_sizes for ret in retain):
+            kw = dict(name=r, batch_size=b, mode=m, steps=steps, warmup=warmup, seed=seed, retain=ret == 'on')
+            rows.append(dict(isolated(bench_recipe, **kw) if isolate else bench_recipe(**kw), round=rnd))
+            print({k: round(v, 4) if isinstance(v, float) else v for k, v in rows[-1].items()}, flush=True)
+    metrics = {row['recipe']: row for row in rows if row['mode'] == modes[0] and row['batch_size'] == batch_sizes[0]}
+    extra = dict(rows=rows, gemm_gflops=gemm_gflops())
+    ref = 'reference' if 'reference' in modes else 'eager'  # records of modes only: speed-ups over eager
+    if ref in modes and 'off' in retain: extra['speedups'] = speedups(rows, (ref, False))
+    if data: extra['data_seq_s'] = data_seq_s(MovingMNIST(length=1001), n=1000)  # 64x64, 20 frames, one process
+    config = dict(recipes=list(recipes), modes=list(modes), batch_size=list(batch_sizes), retain=list(retain), rounds=rounds,
+                  steps=steps, warmup=warmup, isolate=isolate)
+    if path is not None: write_result(path, name, config, seed, metrics, None, time.time() - t0, None, **extra)
+    return rows

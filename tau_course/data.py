@@ -4,13 +4,13 @@
 
 # %% auto #0
 __all__ = ['MNIST_FILES', 'MNIST_SHA256', 'MMNIST_TEST_SHA256', 'MMNIST_TEST_URL', 'STANDIN_SEED', 'STANDIN_FINGERPRINT',
-           'MNIST_MIRRORS', 'data_root', 'parse_idx', 'read_idx', 'ChecksumError', 'check_sha256', 'load_mnist',
-           'show_grid', 'bounce_path', 'random_trajectory', 'render', 'to_xy', 'MovingMNIST', 'mmnist_test_path',
-           'sha256_file', 'check_file_sha256', 'MovingMNISTTestFile', 'fingerprint', 'standin_test_set',
-           'mmnist_test_set', 'Pooled', 'save_gif', 'animate_html', 'atomic_write', 'download_mnist']
+           'MNIST_MIRRORS', 'parse_idx', 'read_idx', 'load_mnist', 'as_frames', 'show_grid', 'bounce_path',
+           'random_trajectory', 'render', 'to_xy', 'draw_plan', 'MovingMNIST', 'mmnist_test_path',
+           'MovingMNISTTestFile', 'fingerprint', 'standin_test_set', 'mmnist_test_set', 'Pooled', 'save_gif',
+           'animate_html', 'download_mnist']
 
 # %% ../nbs/01_data.ipynb #e223c262
-import gzip, hashlib, math, operator, os, tempfile, urllib.request, warnings, zlib
+import gzip, hashlib, math, operator, urllib.request, warnings, zlib
 from pathlib import Path
 import numpy as np
 import torch
@@ -18,17 +18,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 import matplotlib.pyplot as plt
 from matplotlib import animation
-
-# %% ../nbs/01_data.ipynb #fb225b29
-def data_root(root:str|Path|None=None, # explicit data folder; wins over everything else
-             )->Path: # folder holding `mnist/` and `moving_mnist/`
-    "The data folder: `root`, else $TAU_COURSE_DATA, else the repository's `data/`, else ~/.cache/tau_course."
-    if root is not None: return Path(root).expanduser()
-    if os.environ.get('TAU_COURSE_DATA'): return Path(os.environ['TAU_COURSE_DATA']).expanduser()
-    here = Path.cwd()
-    for d in (here, *here.parents):  # nbs/ -> repository root
-        if (d/'settings.ini').is_file() and (d/'data').is_dir(): return d/'data'
-    return Path.home()/'.cache'/'tau_course'
+from .files import data_root, ChecksumError, check_sha256, sha256_file, atomic_write, atomic_path
 
 # %% ../nbs/01_data.ipynb #f5046206
 _IDX_DTYPES = {0x08: '>u1', 0x09: '>i1', 0x0B: '>i2', 0x0C: '>i4', 0x0D: '>f4', 0x0E: '>f8'}
@@ -73,19 +63,6 @@ MNIST_SHA256 = {
     't10k-images-idx3-ubyte':  '0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7',
     't10k-labels-idx1-ubyte':  'ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2'}
 
-class ChecksumError(ValueError):
-    "A file's SHA-256 differs from the one recorded in the code."
-
-def check_sha256(data:bytes, # the bytes to check
-                 expected:str, # recorded hex digest
-                 name:str, # file or URL, for the message
-                 fix:str='delete it and fetch it again'): # what the user should do
-    "Raise `ChecksumError` unless sha256(`data`) == `expected`."
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != expected:
-        raise ChecksumError(f"{name}: sha256 mismatch; expected {expected}, got {actual}. "
-                            f"The file is corrupt or not the original; {fix}.")
-
 # %% ../nbs/01_data.ipynb #1cb350a2
 _MNIST_CACHE = {}  # resolved path -> ((size, mtime_ns), array)
 
@@ -120,7 +97,7 @@ def load_mnist(split:str='train', # 'train' (60,000 digits) or 'test' (10,000)
     return images, labels
 
 # %% ../nbs/01_data.ipynb #b5d556a8
-def _frames(a)->np.ndarray:
+def as_frames(a)->np.ndarray:
     "Frames (T,1,H,W) or (T,H,W), array or tensor, uint8 or float -> float numpy (T,H,W) in [0,1] units."
     a = a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
     if a.ndim == 4 and a.shape[1] == 1: a = a[:, 0]  # (T,1,H,W) -> (T,H,W)
@@ -134,7 +111,7 @@ def show_grid(rows:dict, # name -> frames (T,1,H,W) or (T,H,W); one row each
               gap:int=2, # white pixels between frames
              )->plt.Figure:
     "One row of frames per entry of `rows`, e.g. {'context': x, 'target': y, 'prediction': p}."
-    rows = {k: _frames(v) for k, v in rows.items()}
+    rows = {k: as_frames(v) for k, v in rows.items()}
     sizes = {v.shape[1:] for v in rows.values()}
     if len(sizes) != 1: raise ValueError(f"all rows must have frames of one size (H, W), got {sorted(sizes)}")
     (H, W), ncol = sizes.pop(), max(len(v) for v in rows.values())
@@ -208,6 +185,23 @@ def to_xy(frames:np.ndarray, n_in:int, n_out:int)->tuple[torch.Tensor, torch.Ten
     f = torch.from_numpy(np.divide(frames[:n_in+n_out, None], 255, dtype=np.float32))  # (T,H,W) -> (T,1,H,W)
     return f[:n_in], f[n_in:]
 
+# %% ../nbs/01_data.ipynb #394b804b
+def draw_plan(rng:np.random.Generator, num_digits:int, # source of the draws; D
+              n_frames:int, canvas:int, n_images:int): # T; image_size - 28; digits to choose from
+    "rows, cols (D,T) of each digit's corner and the digit indices (D,): per digit its trajectory, then the digit, as the reference."
+    draws = [(*random_trajectory(rng, n_frames, canvas), rng.integers(n_images)) for _ in range(num_digits)]
+    rows, cols, idx = zip(*draws)
+    return np.stack(rows), np.stack(cols), np.array(idx)
+
+def _mmnist_args(num_digits, n_frames_input, n_frames_output, image_size, length, seed, split)->dict:
+    "The attributes of a `MovingMNIST`: its arguments, checked (a ValueError states the expected range), then T and canvas."
+    if split not in ('train', 'test'): raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    a = dict(num_digits=_check_int('num_digits', num_digits, 1), n_frames_input=_check_int('n_frames_input', n_frames_input, 1),
+             n_frames_output=_check_int('n_frames_output', n_frames_output, 1),
+             image_size=_check_int('image_size', image_size, 29, ' (larger than the 28x28 digits)'),
+             length=_check_int('length', length, 1), seed=_check_int('seed', seed, 0), split=split)
+    return dict(a, n_frames_total=a['n_frames_input'] + a['n_frames_output'], canvas=a['image_size'] - 28)
+
 # %% ../nbs/01_data.ipynb #3183392b
 class MovingMNIST(Dataset):
     "Moving MNIST generated on the fly: item i is a pure function of (seed, epoch, i)."
@@ -215,13 +209,7 @@ class MovingMNIST(Dataset):
                  num_digits:int=2, n_frames_input:int=10, n_frames_output:int=10, # D, T_in, T_out
                  image_size:int=64, length:int=10_000, # S, sequences per epoch
                  seed:int=0, split:str='train'): # base seed; which MNIST digits to use
-        self.num_digits, self.length = _check_int('num_digits', num_digits, 1), _check_int('length', length, 1)
-        self.n_frames_input = _check_int('n_frames_input', n_frames_input, 1)
-        self.n_frames_output = _check_int('n_frames_output', n_frames_output, 1)
-        self.image_size = _check_int('image_size', image_size, 29, ' (larger than the 28x28 digits)')
-        self.seed = _check_int('seed', seed, 0)
-        if split not in ('train', 'test'): raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-        self.split, self.n_frames_total, self.canvas = split, n_frames_input + n_frames_output, image_size - 28
+        vars(self).update(_mmnist_args(num_digits, n_frames_input, n_frames_output, image_size, length, seed, split))
         self.images = load_mnist(split, root)[0]
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()  # seen by persistent workers
     def set_epoch(self, epoch:int): self._epoch.fill_(_check_int('epoch', epoch, 0))
@@ -231,10 +219,7 @@ class MovingMNIST(Dataset):
     def plan(self, i:int)->tuple[np.ndarray, np.ndarray, np.ndarray]:
         "rows, cols (D,T) of each digit's corner and the MNIST indices (D,) of sequence i."
         rng = np.random.default_rng([self.seed, self.epoch, _index(i, self.length)])
-        draws = [(*random_trajectory(rng, self.n_frames_total, self.canvas), rng.integers(len(self.images)))
-                 for _ in range(self.num_digits)]  # per digit: trajectory, then digit, as the reference
-        rows, cols, idx = zip(*draws)
-        return np.stack(rows), np.stack(cols), np.array(idx)
+        return draw_plan(rng, self.num_digits, self.n_frames_total, self.canvas, len(self.images))
     def sequence(self, i:int)->np.ndarray:
         "The uint8 frames (T_in+T_out, S, S) of sequence i."
         rows, cols, idx = self.plan(i)
@@ -246,27 +231,18 @@ class MovingMNIST(Dataset):
 # %% ../nbs/01_data.ipynb #bbbd3bc2
 MMNIST_TEST_SHA256 = 'c2a3e8d3939c001ab77bf543f130157424efa486bb4d0974d2cebb773b13f8b3'
 MMNIST_TEST_URL = 'http://www.cs.toronto.edu/~nitish/unsupervised_video/mnist_test_seq.npy'
-_VERIFIED = set()  # (path, size, mtime_ns, sha256) already checked in this process
 
 def mmnist_test_path(root:str|Path|None=None)->Path:
     "Where the standard test file is expected: `<data_root>/moving_mnist/mnist_test_seq.npy`."
     return data_root(root)/'moving_mnist'/'mnist_test_seq.npy'
 
-def sha256_file(path, chunk:int=1<<22)->str: # any file; read in 4 MiB chunks
-    "Hex sha256 of the file at `path`, streamed (an 819 MB file never sits in memory)."
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        while block := f.read(chunk): h.update(block)
-    return h.hexdigest()
-
-def check_file_sha256(path:Path, expected:str, chunk:int=1<<22):
-    "Stream `path` through sha256 in chunks; raise `ChecksumError` on mismatch (cached per process)."
-    st = path.stat(); key = (str(path.resolve()), st.st_size, st.st_mtime_ns, expected)
-    if key in _VERIFIED: return
-    if (actual := sha256_file(path, chunk)) != expected:
-        raise ChecksumError(f"{path}: sha256 mismatch; expected {expected}, got {actual}. The file is "
-                            f"corrupt or not the original; download it again from {MMNIST_TEST_URL}.")
-    _VERIFIED.add(key)
+def _check_test_layout(path:Path, d:np.ndarray, n_frames_input:int, n_frames_output:int):
+    "Raise unless `d` is uint8 (20, N, S, S), time first, and the 20 frames hold n_frames_input + n_frames_output."
+    if d.dtype != np.uint8 or d.ndim != 4 or d.shape[0] != 20 or d.shape[2] != d.shape[3]:
+        raise ValueError(f"{path}: expected a uint8 array of shape (20, N, S, S), time first, like "
+                         f"(20, 10000, 64, 64); got {d.dtype} {d.shape}")
+    if not (_check_int('n_frames_input', n_frames_input, 1) + _check_int('n_frames_output', n_frames_output, 1) <= 20):
+        raise ValueError(f"n_frames_input + n_frames_output must be <= 20, got {n_frames_input} + {n_frames_output}")
 
 # %% ../nbs/01_data.ipynb #a1ce34b3
 class MovingMNISTTestFile(Dataset):
@@ -278,15 +254,10 @@ class MovingMNISTTestFile(Dataset):
         self.path = Path(path) if path is not None else mmnist_test_path()
         if not self.path.is_file(): raise FileNotFoundError(f"Moving MNIST test file not found at {self.path}. "
             f"Download {MMNIST_TEST_URL} (819 MB) and put it at <data folder>/moving_mnist/mnist_test_seq.npy.")
-        if verify: check_file_sha256(self.path, sha256)
+        if verify: check_sha256(self.path, sha256, fix=f'download it again from {MMNIST_TEST_URL}')
         self.n_frames_input, self.n_frames_output = n_frames_input, n_frames_output
         self._data = None
-        d = self.data
-        if d.dtype != np.uint8 or d.ndim != 4 or d.shape[0] != 20 or d.shape[2] != d.shape[3]:
-            raise ValueError(f"{self.path}: expected a uint8 array of shape (20, N, S, S), time first, like "
-                             f"(20, 10000, 64, 64); got {d.dtype} {d.shape}")
-        if not (_check_int('n_frames_input', n_frames_input, 1) + _check_int('n_frames_output', n_frames_output, 1) <= 20):
-            raise ValueError(f"n_frames_input + n_frames_output must be <= 20, got {n_frames_input} + {n_frames_output}")
+        _check_test_layout(self.path, self.data, n_frames_input, n_frames_output)
     @property
     def data(self)->np.ndarray: # (20, N, S, S) memmap, opened lazily (also in each worker)
         if self._data is None: self._data = np.load(self.path, allow_pickle=False, mmap_mode='r')
@@ -343,11 +314,10 @@ class Pooled(Dataset):
         return tuple(F.avg_pool2d(f, self.factor) for f in (x, y))  # (T, C, H, W) -> (T, C, H/f, W/f)
     def __repr__(self): return f"Pooled({self.ds!r}, factor={self.factor})"
 
-
 # %% ../nbs/01_data.ipynb #1a10ba06
 def _animation(frames, fps:float=4, size:float=1.3, cmap:str='gray')->animation.FuncAnimation:
     "A FuncAnimation of one sequence, or of a dict of equally long sequences side by side."
-    panels = {k: _frames(v) for k, v in (frames if isinstance(frames, dict) else {'': frames}).items()}
+    panels = {k: as_frames(v) for k, v in (frames if isinstance(frames, dict) else {'': frames}).items()}
     T = {len(v) for v in panels.values()}
     if len(T) != 1: raise ValueError(f"all sequences must have the same number of frames, got {sorted(T)}")
     T = T.pop()
@@ -366,10 +336,10 @@ def _animation(frames, fps:float=4, size:float=1.3, cmap:str='gray')->animation.
 # %% ../nbs/01_data.ipynb #73067a5e
 def save_gif(frames, # (T,1,H,W) or (T,H,W), or a dict of them shown side by side
              path:str|Path, fps:float=4, **kwargs)->Path:
-    "Write `frames` to an animated GIF at `path` with matplotlib's PillowWriter."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    _animation(frames, fps, **kwargs).save(path, writer=animation.PillowWriter(fps=fps))
-    return path
+    "Write `frames` to an animated GIF at `path` with matplotlib's PillowWriter, atomically (`atomic_path`, chapter 00a)."
+    anim = _animation(frames, fps, **kwargs)  # bad input fails before anything is written
+    with atomic_path(path) as tmp: anim.save(tmp, writer=animation.PillowWriter(fps=fps))
+    return Path(path)
 
 def animate_html(frames, fps:float=4, **kwargs):
     "An HTML (jshtml) player of `frames` for a notebook."
@@ -380,15 +350,6 @@ def animate_html(frames, fps:float=4, **kwargs):
 MNIST_MIRRORS = ('https://ossci-datasets.s3.amazonaws.com/mnist/',
                  'https://storage.googleapis.com/cvdf-datasets/mnist/',
                  'http://yann.lecun.com/exdb/mnist/')
-
-def atomic_write(path:Path, data:bytes):
-    "Write `data` to a temporary file next to `path`, then rename it into place."
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + '.', suffix='.part')
-    try:
-        with os.fdopen(fd, 'wb') as f: f.write(data)
-        os.replace(tmp, path)
-    except BaseException: Path(tmp).unlink(missing_ok=True); raise
 
 # %% ../nbs/01_data.ipynb #a9ea5572
 def download_mnist(root:str|Path|None=None, # data folder; files go to <root>/mnist/

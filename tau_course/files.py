@@ -32,8 +32,9 @@ def data_root(root:str|Path|None=None, # explicit data folder; wins over everyth
     "The data folder: `root`, else $TAU_COURSE_DATA, else the repository's `data/`, else ~/.cache/tau_course."
     if root is not None: return Path(root).expanduser()
     if os.environ.get('TAU_COURSE_DATA'): return Path(os.environ['TAU_COURSE_DATA']).expanduser()
-    repo = repo_root()
-    if repo is not None and (repo / 'data').is_dir(): return repo / 'data'
+    here = Path.cwd().resolve()
+    for d in (here, *here.parents):  # nbs/ -> the repository root (a settings.ini alone, e.g. nbs/'s own, is not enough)
+        if (d / 'settings.ini').is_file() and (d / 'data').is_dir(): return d / 'data'
     return Path.home() / '.cache' / 'tau_course'
 
 # %% ../nbs/00a_files.ipynb #d8405ffb

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['METRIC_KEYS', 'frame_error_sums', 'psnr_frames', 'ssim_map', 'ssim_frames', 'frame_stats', 'frame_metrics',
-           'per_frame_metrics', 'MetricAccumulator']
+           'per_frame_metrics', 'FrameSums', 'MetricAccumulator']
 
 # %% ../nbs/08_metrics.ipynb #4a6f709e
 import math
@@ -136,39 +136,46 @@ def per_frame_metrics(pred, true, data_range:float=1.0, clip_range:tuple=None, s
     s = frame_stats(pred, true, data_range, clip_range, ssim_data_range).mean(0).cpu().numpy()  # (B, T, 6) -> (T, 6)
     return {k: s[:, i].copy() for i, k in enumerate(METRIC_KEYS)}
 
-# %% ../nbs/08_metrics.ipynb #93dba349
-class MetricAccumulator:
-    "Streaming frame metrics: float64 per-frame sums of every metric and a sample count; mergeable across processes."
-    def __init__(self, data_range:float=1.0, clip_range:tuple=None, ssim_data_range:float=None):
-        _settings(data_range, clip_range, ssim_data_range)  # fail at construction, not at the first batch
-        self.kw, self.n, self.sums = dict(data_range=data_range, clip_range=clip_range, ssim_data_range=ssim_data_range), 0, None
-    def update(self, pred, true):
-        "Add one batch (B, T, C, H, W)."
-        s = frame_stats(pred, true, **self.kw)  # (B, T, 6)
-        return self._add(s.sum(0).cpu(), s.shape[0])
-    def _add(self, sums, n):
+# %% ../nbs/08_metrics.ipynb #5ad0b60b
+class FrameSums:
+    "Float64 sums per (frame, column) and a sample count: a state that adds up over batches, accumulators and DDP ranks."
+    keys = ()  # the column names; subclasses set them
+    def __init__(self, **kw): self.kw, self.n, self.sums = kw, 0, None  # kw: settings that merged states must share
+    def _add(self, sums, n): # sums: (T, len(keys)) over n samples
         if self.sums is not None and sums.shape != self.sums.shape:
             raise ValueError(f"expected {self.sums.shape[0]} frames per sample, got {sums.shape[0]}")
         self.sums, self.n = (sums.clone() if self.sums is None else self.sums + sums), self.n + n
         return self
-    def merge(self, other:'MetricAccumulator'):
+    def merge(self, other:'FrameSums'):
         "Add another accumulator's batches (same settings) into this one."
         if other.kw != self.kw: raise ValueError(f"cannot merge accumulators with settings {self.kw} and {other.kw}")
         return self if other.n == 0 else self._add(other.sums, other.n)
     def state(self) -> torch.Tensor:
-        "The float64 CPU vector [n, sums (T*6)]: all_reduce it with SUM across ranks (on their device), then `load_state`."
+        "The float64 CPU vector [n, sums (T*K)]: all_reduce it with SUM across ranks (on their device), then `load_state`."
         if self.sums is None: raise ValueError("expected at least one update before state(), got none")
         return torch.cat([torch.tensor([float(self.n)], dtype=torch.float64), self.sums.flatten()])
     def load_state(self, state):
         "Replace the sums and count by a (possibly all-reduced) `state()` vector."
         state = torch.as_tensor(state, dtype=torch.float64).cpu()
-        self.n, self.sums = int(round(state[0].item())), state[1:].reshape(-1, len(METRIC_KEYS)).clone()
+        self.n, self.sums = int(round(state[0].item())), state[1:].reshape(-1, len(self.keys)).clone()
         return self
+
+# %% ../nbs/08_metrics.ipynb #93dba349
+class MetricAccumulator(FrameSums):
+    "Streaming frame metrics: float64 per-frame sums of every metric and a sample count; mergeable across processes."
+    keys = METRIC_KEYS
+    def __init__(self, data_range:float=1.0, clip_range:tuple=None, ssim_data_range:float=None):
+        _settings(data_range, clip_range, ssim_data_range)  # fail at construction, not at the first batch
+        super().__init__(data_range=data_range, clip_range=clip_range, ssim_data_range=ssim_data_range)
+    def update(self, pred, true):
+        "Add one batch (B, T, C, H, W)."
+        s = frame_stats(pred, true, **self.kw)  # (B, T, 6)
+        return self._add(s.sum(0).cpu(), s.shape[0])
     def compute_per_frame(self) -> dict:
         "Metric vs horizon over everything seen: one (T,) array per key, like `per_frame_metrics`."
         if self.n == 0: raise ValueError("expected at least one update before compute, got none")
         m = (self.sums / self.n).numpy()
-        return {k: m[:, i].copy() for i, k in enumerate(METRIC_KEYS)}
+        return {k: m[:, i].copy() for i, k in enumerate(self.keys)}
     def compute(self) -> dict:
         "Scalar metrics over everything seen, like `frame_metrics`."
         return {k: float(v.mean()) for k, v in self.compute_per_frame().items()}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import tool
-from tau_course.cli import RESULT_KEYS
+from tau_course.runner import RESULT_KEYS
 
 
 def tau_course(*args, cwd=None):
@@ -28,7 +28,8 @@ def test_train_writes_checkpoints_and_a_result_record(run):
         assert {'model.safetensors', 'config.json'} <= {p.name for p in (run / 'run' / ckpt).iterdir()}
     rec = json.loads((run / 'results' / 'tiny.json').read_text())
     assert set(RESULT_KEYS) <= set(rec)
-    assert rec['test_set'].startswith('standin') and rec['config']['epochs'] == 2 and rec['seed'] == 42
+    assert rec['valid_set'] == 'heldout[:8]/pool2' and rec['test_set'] is None  # validation never on a test set
+    assert rec['config']['epochs'] == 2 and rec['seed'] == 42 and rec['machine']['precision'] == 'fp32'
     assert {'mse', 'mae', 'mse_px', 'mae_px', 'psnr', 'ssim'} <= set(rec['metrics'])
     assert abs(rec['metrics']['mse'] - rec['metrics']['mse_px'] * 32 * 32) <= 1e-6 * rec['metrics']['mse']
     assert [h['epoch'] for h in rec['history']] == [0, 1] and rec['history'][-1]['mse'] == rec['metrics']['mse']
@@ -45,14 +46,15 @@ def test_eval_predict_export(run):
     assert ev.returncode == 0, ev.stderr
     rec = json.loads((run / 'results' / 'ev.json').read_text())
     assert rec['test_set'] == 'standin/pool2[:8]' and rec['metrics']['mse'] > 0
-    assert len(rec['metrics_per_frame']['mse']) == rec['frames'] == 10
+    assert len(rec['metrics_per_frame']['mse']) == rec['n_future'] == 10
     ev = tau_course('eval', '--ckpt', ckpt, '--n', 4, '--frames', 30, '--digits', 3, '--results', run / 'results', '--name', 'ev30')
     assert ev.returncode == 0, ev.stderr
     rec = json.loads((run / 'results' / 'ev30.json').read_text())
     assert rec['test_set'] == 'standin-64px-3digits-10to30/pool2[:4]' and len(rec['metrics_per_frame']['ssim']) == 30
+    assert '--frames is deprecated; use --n-future' in ev.stderr
     ctx = (np.random.default_rng(0).random((2, 10, 1, 32, 32)) * 255).astype(np.uint8)
     np.save(run / 'ctx.npy', ctx)
-    pr = tau_course('predict', '--ckpt', ckpt, '--input', run / 'ctx.npy', '--frames', 20, '--out', run / 'pred.npy', '--gif', run / 'pred.gif')
+    pr = tau_course('predict', '--ckpt', ckpt, '--input', run / 'ctx.npy', '--n-future', 20, '--out', run / 'pred.npy', '--gif', run / 'pred.gif')
     assert pr.returncode == 0, pr.stderr
     assert np.load(run / 'pred.npy').shape == (2, 20, 1, 32, 32) and (run / 'pred.gif').stat().st_size > 0
     ex = tau_course('export', '--ckpt', ckpt, '--onnx', run / 'tau.onnx')
@@ -106,3 +108,43 @@ def test_bench_isolated_rows_and_data_rate(tmp_path):
     assert same.returncode == 2 and 'needs --isolate' in same.stderr
     bad = tau_course('bench', '--recipes', 'mmnist_cpu_tiny', '--modes', 'fp8', '--results', tmp_path)
     assert bad.returncode == 2 and 'unknown mode' in bad.stderr
+
+
+def _one_line_error(out, *words):
+    lines = out.stderr.strip().splitlines()
+    assert out.returncode == 2 and len(lines) == 1 and all(w in lines[0] for w in words), (out.returncode, out.stderr[-2000:])
+
+
+def _snapshot(d: Path): return {p: p.read_bytes() for p in sorted(d.rglob('*')) if p.is_file()}
+
+
+def test_a_flipped_byte_never_loads(run, tmp_path):
+    "A checkpoint whose weights changed after they were written is refused by eval and by --resume, and nothing is written."
+    import shutil
+    bad = tmp_path / 'run'; shutil.copytree(run / 'run', bad)
+    for ckpt in ('best', 'last'):
+        f = bad / ckpt / 'model.safetensors'; raw = bytearray(f.read_bytes()); raw[len(raw) // 2] ^= 0x01; f.write_bytes(bytes(raw))
+    before = _snapshot(bad)
+    _one_line_error(tau_course('eval', '--ckpt', bad / 'best', '--n', 2, '--results', tmp_path / 'res'), 'model.safetensors', 'SHA-256 mismatch')
+    _one_line_error(tau_course('train', '--config', 'mmnist_cpu_tiny', '--epochs', 2, '--length', 32, '--val-length', 8,
+                               '--batch-size', 8, '--out', bad, '--results', tmp_path / 'res', '--resume', '--quiet'),
+                    str(bad / 'last' / 'model.safetensors'), 'SHA-256 mismatch')
+    assert _snapshot(bad) == before and not (tmp_path / 'res').exists()
+
+
+def test_resume_from_another_config_lists_the_differences(run, tmp_path):
+    before = _snapshot(run / 'run')
+    out = tau_course('train', '--config', 'mmnist_cpu_tiny', '--epochs', 3, '--lr', 0.01, '--model-opt', 'hid_T=32',
+                     '--length', 32, '--val-length', 8, '--batch-size', 8, '--out', run / 'run', '--results', tmp_path, '--resume', '--quiet')
+    _one_line_error(out, 'is from another run', 'model hid_T: 64 -> 32', 'epochs: 2 -> 3', 'lr: 0.001 -> 0.01')
+    assert _snapshot(run / 'run') == before and not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize('flag,value,words', [('--lr', 'nan', 'lr must be a finite number > 0, got nan'),
+                                              ('--lr', '-1', 'lr must be a finite number > 0'),
+                                              ('--alpha', '-0.5', 'alpha must be a finite number >= 0'),
+                                              ('--epochs', '0', 'epochs must be an integer >= 1')])
+def test_bad_numbers_are_one_line_errors(tmp_path, flag, value, words):
+    out = tau_course('train', '--config', 'mmnist_cpu_tiny', flag, value, '--out', tmp_path / 'run', '--results', tmp_path / 'res')
+    _one_line_error(out, words)
+    assert not (tmp_path / 'run').exists() and not (tmp_path / 'res').exists()

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from conftest import ROOT
-from tau_course.data import ChecksumError
+from tau_course.files import ChecksumError
 from tau_course.losses import tau_loss
 from tau_course.model import CONFIGS, TAU
 
@@ -42,8 +42,8 @@ def test_interface(prepared):
     assert isinstance(mod.FIXTURE_NOTE, str) and 'not' in mod.FIXTURE_NOTE  # says it is not the real data
     shape, pre, aft, epochs, lr, sched = REFERENCE[mod.NAME]
     r = mod.RECIPE
-    assert (CONFIGS[mod.MODEL].in_shape, r['pre'], r['aft'], r['epochs'], r['lr'], r['sched']) == (shape, pre, aft, epochs, lr, sched)
-    assert (r['batch_size'], r['alpha'], r['model']) == (16, 0.1, mod.MODEL)
+    assert (CONFIGS[mod.MODEL].in_shape, CONFIGS[mod.MODEL].in_shape[0], r.n_future or pre, r.epochs, r.lr, r.sched) == (shape, pre, aft, epochs, lr, sched)
+    assert (r.batch_size, r.alpha, r.model, r.data) == (16, 0.1, mod.MODEL, mod.NAME)
     manifest = json.loads((root / mod.NAME / 'manifest.json').read_text())
     assert manifest['name'] == mod.NAME and manifest['files']
     for rel, rec in manifest['files'].items():
@@ -188,7 +188,7 @@ def test_tampered_cache_is_refused(tmp_path):
     tb = module('taxibj')
     cache = tb.prepare(tb.make_fixture(tmp_path / 'src'), root=tmp_path / 'data')
     a = np.load(cache / 'X_test.npy'); a[0, 0, 0, 0, 0] = 0.5; np.save(cache / 'X_test.npy', a)  # same size, new content
-    with pytest.raises(ChecksumError, match='X_test.npy: sha256 differs'):
+    with pytest.raises(ChecksumError, match='X_test.npy: SHA-256 mismatch'):
         tb.make_datasets(tmp_path / 'data', 'test')
 
 
@@ -205,11 +205,11 @@ def one_step(name, root):
     torch.manual_seed(0)
     x, y = next(iter(torch.utils.data.DataLoader(mod.make_datasets(root, 'train'), batch_size=1)))
     model = TAU.from_config(mod.MODEL)
-    opt = torch.optim.Adam(model.parameters(), lr=mod.RECIPE['lr'])
+    opt = torch.optim.Adam(model.parameters(), lr=mod.RECIPE.lr)
     preds, cur = [], x
     while sum(p.shape[1] for p in preds) < y.shape[1]:  # autoregressive passes (KTH 10 -> 20: two)
         cur = model(cur); preds.append(cur)
-    loss = tau_loss(torch.cat(preds, 1)[:, : y.shape[1]], y, alpha=mod.RECIPE['alpha'])
+    loss = tau_loss(torch.cat(preds, 1)[:, : y.shape[1]], y, alpha=mod.RECIPE.alpha)
     loss.backward(); opt.step()
     assert torch.isfinite(loss)
 
@@ -221,14 +221,9 @@ def test_one_step_full_config(name, tmp_path):
     one_step(name, tmp_path / 'data')
 
 
-def test_recipes_agree_with_trainer():
-    "When the trainer defines recipes for these data sets, they agree with the dataset modules'."
-    train = pytest.importorskip('tau_course.train')
-    recipes = getattr(train, 'RECIPES', {})
-    checked = 0
+def test_one_registry_of_recipes():
+    "Each data set's recipe is the one the library runs: registered under its name (no second schema to keep in step)."
+    from tau_course.recipes import DATASETS, get_recipe
     for name in NAMES:
-        if name not in recipes: continue
-        r, mine = recipes[name], module(name).RECIPE
-        assert (r.epochs, r.lr, r.sched, r.batch_size) == (mine['epochs'], mine['lr'], mine['sched'], mine['batch_size']), name
-        checked += 1
-    if not checked: pytest.skip('tau_course.train.RECIPES has none of these data sets yet')
+        assert get_recipe(name) == module(name).RECIPE and name in DATASETS, name
+    assert get_recipe('kth40').n_future == 40

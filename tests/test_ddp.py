@@ -15,7 +15,8 @@ rank = int(os.environ.get('RANK', '0'))
 os.umask(0o022 if rank == 0 else 0o077)
 import torch.distributed as dist
 from safetensors.torch import load_file
-from tau_course.train import TrainConfig, ToyNet, ToyVideo, evaluate, get_rank, seed_everything, setup_distributed, train
+from tau_course.train import ToyNet, ToyVideo, get_rank, seed_everything, setup_distributed
+from tau_course.recipes import TrainConfig, evaluate, train
 out, res = sys.argv[1], sys.argv[2]
 setup_distributed()
 cfg = TrainConfig(data='toy', model='toy', model_kw=dict(p=0.0), epochs=2, batch_size=8, val_batch_size=4, lr=1e-2,

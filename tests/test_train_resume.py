@@ -22,7 +22,8 @@ N_STEPS = 30
 SCRIPT = r'''
 import json, sys, torch
 torch.set_num_threads(1)
-from tau_course.train import Callback, TrainConfig, train
+from tau_course.train import Callback
+from tau_course.recipes import TrainConfig, train
 class Announce(Callback):
     order = 100  # after CheckpointCB: the checkpoint of this step is on disk
     def after_step(self, learn): print(f"step {learn.n_step}", flush=True)
@@ -81,8 +82,8 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
-    from tau_course.train import (Callback, EXIT_NONFINITE, NonFiniteLossError, TrainConfig, find_checkpoint,
-                                  load_checkpoint, train)
+    from tau_course.train import Callback, EXIT_NONFINITE, NonFiniteLossError, find_checkpoint, load_checkpoint
+    from tau_course.recipes import TrainConfig, train
 
     class PoisonAt(Callback):
         order = -20  # before NonFiniteCB

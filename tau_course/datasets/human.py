@@ -4,7 +4,8 @@
 
 # %% auto #0
 __all__ = ['NAME', 'SUBJECTS', 'FIXTURE_NOTE', 'FIXTURE_CLIPS', 'MODEL', 'RECIPE', 'parse_frame', 'parse_list', 'make_fixture',
-           'prepare', 'subject_windows', 'check_windows', 'read_frame', 'Human36M', 'make_datasets']
+           'prepare', 'subject_windows', 'check_windows', 'read_frame', 'read_index', 'protocol_windows', 'Human36M',
+           'make_datasets']
 
 # %% ../../nbs/14_human.ipynb #a2058fd1
 import io, json, re, shutil
@@ -14,8 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
-from ..data import data_root
-from .taxibj import prepare_dir, check_manifest
+from ..files import data_root, prepare_dir, check_manifest
+from ..recipes import TrainConfig, benchmark_data, register_data, register_recipe
 
 # %% ../../nbs/14_human.ipynb #8a715480
 NAME = 'human'
@@ -84,10 +85,8 @@ def make_fixture(dst, n_frames:int=61, size:int=1000)->Path: # folder to write i
     return dst
 
 # %% ../../nbs/14_human.ipynb #01a7a965
-def prepare(src, root=None, # folder with the frames (images/*.jpg, any depth) and, optionally, train.txt / test.txt; data folder
-            keep_every:int=5, size:int=256, workers:int=4)->Path: # keep frames 1, 1 + keep_every, ...; side; threads
-    "Pack Human3.6M frames (resized to `size`) and the benchmark's lists into `data_root(root)/human/` atomically."
-    src = Path(src)
+def _find_frames(src:Path, keep_every:int)->dict: # folder with the frames (any depth); keep frames 1, 1 + keep_every, ...
+    "clip -> [(frame number, path)] of the kept frames under `src`, sorted; an error if there are none or one is there twice."
     if not src.is_dir(): raise FileNotFoundError(f"{src}: not found; expected a folder with images/S1_Directions.54138969_000001.jpg ...")
     clips = {}
     for p in sorted(src.rglob('*')):
@@ -98,6 +97,13 @@ def prepare(src, root=None, # folder with the frames (images/*.jpg, any depth) a
     for clip, frames in clips.items():
         frames.sort()
         if dup := [str(p) for (n, p), (m, _) in zip(frames[1:], frames) if n == m]: raise ValueError(f"{src}: frame(s) found twice: {dup[:3]}")
+    return clips
+
+# %% ../../nbs/14_human.ipynb #9485035b
+def prepare(src, root=None, # folder with the frames (images/*.jpg, any depth) and, optionally, train.txt / test.txt; data folder
+            keep_every:int=5, size:int=256, workers:int=4)->Path: # keep frames 1, 1 + keep_every, ...; side; threads
+    "Pack Human3.6M frames (resized to `size`) and the benchmark's lists into `data_root(root)/human/` atomically."
+    src = Path(src); clips = _find_frames(src, keep_every)
     def build(tmp:Path)->dict:
         (tmp/'clips').mkdir()
         with ThreadPoolExecutor(workers) as pool:
@@ -114,10 +120,14 @@ def prepare(src, root=None, # folder with the frames (images/*.jpg, any depth) a
     return prepare_dir(NAME, build, root)
 
 # %% ../../nbs/14_human.ipynb #6e4d6510
+def _bicubic(f:torch.Tensor, size:int)->torch.Tensor: # (T, 3, H, W) in 0..255
+    "Bicubic resize to `size` x `size`, rounded and clamped to 0..255 as cv2's INTER_CUBIC on uint8 frames."
+    return F.interpolate(f, size=(size, size), mode='bicubic', align_corners=False).round().clamp(0, 255)
+
 def _augment(f:torch.Tensor, rng:np.random.Generator, size:int)->torch.Tensor: # (T, 3, H, W) in 0..255
     "The reference's training augmentation: bicubic resize to int(size / 0.875), random crop `size`, random rotation."
     big = int(size / 0.875)
-    f = F.interpolate(f, size=(big, big), mode='bicubic', align_corners=False).round().clamp(0, 255)  # cv2 on uint8
+    f = _bicubic(f, big)
     y0, x0 = rng.integers(0, big - size + 1, 2)
     f = f[..., y0 : y0 + size, x0 : x0 + size]
     cw, half, ccw = rng.integers(0, 2, 3)  # 90° clockwise: 1/2; else 180°: 1/4; else 90° anticlockwise: 1/8
@@ -146,6 +156,19 @@ def read_frame(folder:Path, clip:str, ix:np.ndarray, n:int)->np.ndarray: # the c
     with open(folder/'clips'/f'{clip}.jpgs', 'rb') as f: f.seek(int(r[1])); b = f.read(int(r[2]))
     return np.asarray(Image.open(io.BytesIO(b)).convert('RGB'))
 
+# %% ../../nbs/14_human.ipynb #51d64970
+def read_index(folder:Path)->dict: # a prepared cache
+    "clip -> its index rows (frame number, byte offset, byte length) in the packed cache."
+    return {p.name.removesuffix('.idx.npy'): np.load(p) for p in sorted((folder/'clips').glob('*.idx.npy'))}
+
+def protocol_windows(folder:Path, idx:dict, split:str, protocol:str, length:int, step:int)->tuple[str, list]:
+    "(protocol, checked windows) of `split`: the benchmark's list for 'lists' (and for 'auto' when the cache has it), else 'subjects'."
+    lst = folder/f'{split}.txt'
+    if protocol == 'lists' and not lst.is_file(): raise FileNotFoundError(f"{lst}: not found; prepare {NAME} with the benchmark's lists")
+    protocol = ('lists' if lst.is_file() else 'subjects') if protocol == 'auto' else protocol
+    wins = parse_list(lst) if protocol == 'lists' else subject_windows(idx, split, length, step)
+    return protocol, check_windows(wins, idx, length, step, lst if protocol == 'lists' else folder)
+
 # %% ../../nbs/14_human.ipynb #c932cd15
 class Human36M(Dataset):
     "Human3.6M windows of pre + aft frames, one every `step`: x (pre, 3, S, S), y (aft, 3, S, S) float32 in [0, 1]."
@@ -155,14 +178,10 @@ class Human36M(Dataset):
         if split not in SUBJECTS: raise ValueError(f"split must be 'train' or 'test', got {split!r}")
         if protocol not in ('auto', 'lists', 'subjects'): raise ValueError(f"protocol must be 'auto', 'lists' or 'subjects', got {protocol!r}")
         self.manifest, self.folder = check_manifest(NAME, root), data_root(root)/NAME
-        lst = self.folder/f'{split}.txt'
-        if protocol == 'lists' and not lst.is_file(): raise FileNotFoundError(f"{lst}: not found; prepare {NAME} with the benchmark's lists")
-        self.protocol = ('lists' if lst.is_file() else 'subjects') if protocol == 'auto' else protocol
         self.split, self.pre, self.aft, self.step, self.size, self.seed = split, pre, aft, step, image_size, seed
         self.augment = split == 'train' if augment is None else augment
-        self.idx = {p.name.removesuffix('.idx.npy'): np.load(p) for p in sorted((self.folder/'clips').glob('*.idx.npy'))}
-        wins = parse_list(lst) if self.protocol == 'lists' else subject_windows(self.idx, split, pre + aft, step)
-        self.windows = check_windows(wins, self.idx, pre + aft, step, lst if self.protocol == 'lists' else self.folder)
+        self.idx = read_index(self.folder)
+        self.protocol, self.windows = protocol_windows(self.folder, self.idx, split, protocol, pre + aft, step)
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()  # seen by persistent workers
     def set_epoch(self, epoch:int): self._epoch.fill_(int(epoch))
     def __len__(self): return len(self.windows)
@@ -171,17 +190,17 @@ class Human36M(Dataset):
         f = np.stack([read_frame(self.folder, clip, self.idx[clip], begin + k * self.step) for k in range(self.pre + self.aft)])
         f = torch.from_numpy(f).permute(0, 3, 1, 2).float()                   # (T, H, W, 3) -> (T, 3, H, W), 0..255
         if self.augment: f = _augment(f, np.random.default_rng([self.seed, int(self._epoch), i]), self.size)
-        elif f.shape[-1] != self.size:                                        # the reference: cv2 INTER_CUBIC if the size differs
-            f = F.interpolate(f, size=(self.size, self.size), mode='bicubic', align_corners=False).round().clamp(0, 255)
-        f = f / 255
-        return f[:self.pre], f[self.pre:]
+        elif f.shape[-1] != self.size: f = _bicubic(f, self.size)            # the reference: cv2 INTER_CUBIC if the size differs
+        return f[:self.pre] / 255, f[self.pre:] / 255
     def __repr__(self): return (f"Human36M(split={self.split!r}, protocol={self.protocol!r}, {len(self)} windows {self.pre}->{self.aft} "
                                 f"every {self.step} frames at {self.size}, augment={self.augment})")
 
+# %% ../../nbs/14_human.ipynb #d4df06a5
 def make_datasets(root=None, split:str='train', **kw)->Human36M: # data folder; 'train' or 'test'; see `Human36M`
     "The Human3.6M dataset of `split` (the interface every dataset module exports)."
     return Human36M(root, split, **kw)
 
 # %% ../../nbs/14_human.ipynb #3358b48c
 MODEL = 'human'  # name in tau_course.model.CONFIGS
-RECIPE = dict(model=MODEL, pre=4, aft=4, epochs=50, batch_size=16, lr=1e-3, sched='onecycle', alpha=0.1)  # REFERENCE.md §5
+RECIPE = register_recipe(NAME, TrainConfig(NAME, MODEL, epochs=50, batch_size=16, lr=1e-3, sched='onecycle', alpha=0.1))  # REFERENCE.md §5
+register_data(NAME, benchmark_data(make_datasets))  # validation held out from train; valid='test' for OpenSTL's protocol

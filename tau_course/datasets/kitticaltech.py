@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 import matplotlib.pyplot as plt
-from ..data import data_root
-from .taxibj import prepare_dir, check_manifest
+from ..files import data_root, prepare_dir, check_manifest, atomic_path, atomic_write
+from ..recipes import TrainConfig, benchmark_data, register_data, register_recipe
 
 # %% ../../nbs/13_kitticaltech.ipynb #ad3e2844
 def _h5py():
@@ -56,7 +56,7 @@ def read_hkl(path)->np.ndarray|list: # a .hkl file holding one numpy array or on
 def write_hkl_v2(path, obj)->Path: # destination; a numpy array or a list of str
     "Write `obj` in hickle 2's layout (as PredNet's files are): file attrs CLASS/VERSION/type, the object as /data_0."
     h5py, path = _h5py(), Path(path)
-    with h5py.File(path, 'w') as f:
+    with atomic_path(path) as tmp, h5py.File(tmp, 'w') as f:  # the file appears complete or not at all
         f.attrs['CLASS'], f.attrs['VERSION'], f.attrs['type'] = b'hickle', 2, [b'hickle']
         is_array = isinstance(obj, np.ndarray)
         d = f.create_dataset('data_0', data=obj if is_array else np.array([s.encode() for s in obj]))
@@ -108,8 +108,7 @@ def write_seq(path, frames:list, fps:float=30.0)->Path: # destination; uint8 (H,
     for t, f in enumerate(frames):
         b = io.BytesIO(); Image.fromarray(f).save(b, 'JPEG', quality=90); jpg = b.getvalue()
         body += struct.pack('<I', len(jpg) + 4) + jpg + struct.pack('<IHH', t // 30, (t % 30) * 33, 0)  # size, JPEG, timestamp
-    Path(path).parent.mkdir(parents=True, exist_ok=True); Path(path).write_bytes(bytes(head + body))
-    return Path(path)
+    return atomic_write(path, bytes(head + body))
 
 # %% ../../nbs/13_kitticaltech.ipynb #aaa6314d
 HW = (128, 160)   # (H, W) of the benchmark's frames
@@ -265,4 +264,6 @@ def show_rgb(rows:dict, # name -> RGB frames (T, 3, H, W) float in [0, 1], or ui
 
 # %% ../../nbs/13_kitticaltech.ipynb #9289ddb0
 MODEL = 'kitticaltech'  # name in tau_course.model.CONFIGS
-RECIPE = dict(model=MODEL, pre=10, aft=1, epochs=100, batch_size=16, lr=1e-2, sched='onecycle', alpha=0.1)  # REFERENCE.md §5
+RECIPE = register_recipe(NAME, TrainConfig(NAME, MODEL, epochs=100, batch_size=16, lr=1e-2, sched='onecycle', alpha=0.1,
+                                             n_future=1))  # REFERENCE.md §5
+register_data(NAME, benchmark_data(make_datasets))  # validation held out from train; valid='test' for OpenSTL's protocol

@@ -14,8 +14,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
-from ..data import data_root, show_grid
-from .taxibj import prepare_dir, check_manifest, check_known_sha256, sha256_file
+from ..files import data_root, prepare_dir, check_manifest, check_sha256, sha256_file
+from ..data import show_grid
+from ..recipes import TrainConfig, benchmark_data, register_data, register_recipe
 
 # %% ../../nbs/12_kth.ipynb #b1859c40
 def avi_info(path)->dict: # an .avi file
@@ -139,7 +140,7 @@ def prepare(src, root=None)->Path: # KTH .avi files / action zips / extracted-im
     def build(tmp:Path)->dict:
         plan = []  # first pass: names, known checksums, frame counts (from the AVI headers), so frames.npy is written in place
         for name, path in _kth_sources(Path(src), tmp/'unzipped'):
-            if path.name in KNOWN_SHA256: check_known_sha256(path, KNOWN_SHA256[path.name], 'download it again from the KTH site')
+            if path.name in KNOWN_SHA256: check_sha256(path, KNOWN_SHA256[path.name], fix='download it again from the KTH site')
             n = avi_info(path)['frames'] if path.is_file() else sum(1 for p in path.iterdir() if _IMAGE.match(p.name))
             plan.append((name, path, parse_clip(name), n))
         out = np.lib.format.open_memmap(tmp/'frames.npy', 'w+', np.uint8, (sum(p[-1] for p in plan), *KTH_HW))
@@ -185,11 +186,15 @@ class KTH(Dataset):
         return f[:self.pre], f[self.pre:]
     def __repr__(self): return f"KTH(split={self.split!r}, {len(self)} windows {self.pre}->{self.aft} at {self.image_size}x{self.image_size})"
 
+# %% ../../nbs/12_kth.ipynb #dddcbd99
 def make_datasets(root=None, split:str='train', **kw)->KTH: # data folder; 'train' or 'test'; pre, aft, image_size
     "The KTH dataset of `split` (the interface every dataset module exports)."
     return KTH(root, split, **kw)
 
 # %% ../../nbs/12_kth.ipynb #61c8cf6b
 MODEL = 'kth'  # name in tau_course.model.CONFIGS
-RECIPE = dict(model=MODEL, pre=10, aft=20, epochs=100, batch_size=16, lr=1e-3, sched='onecycle', alpha=0.1)  # REFERENCE.md §5
-RECIPE_40 = {**RECIPE, 'aft': 40}  # OpenSTL's 'kth40': 10 -> 40, trained and tested on 50-frame windows
+RECIPE = register_recipe(NAME, TrainConfig(NAME, MODEL, epochs=100, batch_size=16, lr=1e-3, sched='onecycle', alpha=0.1,
+                                             n_future=20))  # REFERENCE.md §5
+RECIPE_40 = register_recipe('kth40', TrainConfig(NAME, MODEL, epochs=100, batch_size=16, lr=1e-3, alpha=0.1, n_future=40,
+                                                 data_kw=dict(aft=40)))  # OpenSTL's 'kth40': 10 -> 40 on 50-frame windows
+register_data(NAME, benchmark_data(make_datasets))  # validation held out from train; valid='test' for OpenSTL's protocol
