@@ -16,6 +16,7 @@ from einops import rearrange
 from torch.utils.flop_counter import FlopCounterMode
 from .encdec import Encoder, Decoder
 from .model import check_config, check_input, encode_translate_decode
+from .recipes import CPU_TINY_DATA, TrainConfig, register_model, register_recipe
 
 # %% ../nbs/16_baselines.ipynb #2cb42af4
 def gflops(model:nn.Module, # any module; build it under torch.device('meta') to count for free
@@ -272,3 +273,10 @@ CPU_TINY = {  # keyword arguments for in_shape=(10, 1, 32, 32) runs on a CPU (se
     'predrnn': dict(num_hidden=(32, 32, 32, 32)),
     'simvp': dict(hid_S=16, hid_T=64, N_S=2, N_T=2),  # = TAU's tiny sizes
 }
+
+# %% ../nbs/16_baselines.ipynb #630db415
+for _name, _cls in BASELINES.items():
+    register_model(_name, _cls, in_shape=(10, 1, 64, 64))
+    register_recipe(_name, TrainConfig('mmnist', _name, epochs=200, lr=1e-3, alpha=0.0))
+    register_recipe(f'{_name}_cpu_tiny', TrainConfig('mmnist', _name, epochs=5, lr=1e-3, alpha=0.0, data_kw=dict(CPU_TINY_DATA),
+                                                     model_kw=dict(in_shape=(10, 1, 32, 32), **CPU_TINY[_name])))

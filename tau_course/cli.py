@@ -9,7 +9,7 @@ __all__ = ['EXIT_OK', 'EXIT_USAGE', 'USER_ERRORS', 'DATASET_NAMES', 'recipe_from
 # %% ../nbs/10_cli.ipynb #5295c82d
 import argparse, json, math, sys, warnings
 from pathlib import Path
-from .files import ChecksumError, UsageError
+from .files import ChecksumError, UsageError, moved_names
 from .train import EXIT_NONFINITE, NonFiniteLossError
 from .recipes import RECIPES, get_recipe, load_plugins
 from . import runner
@@ -177,3 +177,8 @@ def main(argv=None)->int:
         print(f"tau-course {a.cmd}: error: {' '.join(str(e).split())}", file=sys.stderr); return EXIT_USAGE
 
 def cli(): sys.exit(main())
+
+# %% ../nbs/10_cli.ipynb #9dc00703
+__getattr__ = moved_names(__name__, {'load_model': 'tau_course.recipes', 'dataset_label': 'tau_course.recipes',
+                                     'METRIC_KEYS': 'tau_course.metrics', **{n: 'tau_course.runner' for n in (
+    'RESULT_KEYS', 'hardware', 'git_commit', 'write_result', 'read_context', 'eval_dataset', 'StopAfter')}})

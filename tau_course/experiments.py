@@ -100,9 +100,11 @@ def markdown_table(header:list, rows:list)->str:
 
 # %% ../nbs/17_experiments.ipynb #68bbd45c
 def conditions(recs:dict)->str:
-    "One line: test sets, hardware, torch, wall time range and commits of a group of records."
+    "One line: test and validation sets, hardware, torch, wall time range and commits of a group of records."
     uniq = lambda xs: ', '.join(sorted({str(x) for x in xs}))
     walls = [r['wall_time_s'] / 60 for r in recs.values()]
-    return (f"{len(recs)} runs; test set: {uniq(r['test_set'] for r in recs.values())}; "
+    sets = [f"{what}: {uniq(v)}" for what, key in (('test set', 'test_set'), ('validation', 'valid_set'))
+            if (v := [r[key] for r in recs.values() if r.get(key) is not None])]  # a training run validates, never tests
+    return (f"{len(recs)} runs; " + ''.join(f'{s}; ' for s in sets) +
             f"hardware: {uniq(r['hardware'] for r in recs.values())}; torch {uniq(r['torch'] for r in recs.values())}; "
             f"wall time {min(walls):.1f}-{max(walls):.1f} min per run; commits {uniq((r['git_commit'] or '?')[:7] for r in recs.values())}")

@@ -120,10 +120,10 @@ def encode_translate_decode(m:nn.Module, # has `enc`, `translator` and `dec` (TA
     return rearrange(y, '(b t) c h w -> b t c h w', b=B)              # (B, T, C, H, W)
 
 # %% ../nbs/06_model.ipynb #0bb1e348
-def _as_config(config, fields:dict) -> TAUConfig:
-    "`config` (default `TAUConfig()`) with `fields` replacing its values; anything else positional is a TypeError."
-    if config is None: return TAUConfig(**fields)
-    if isinstance(config, TAUConfig): return replace(config, **fields)
+def _as_config(config, values:dict) -> TAUConfig:
+    "`config` (default `TAUConfig()`) with `values` replacing its fields; anything else positional is a TypeError."
+    if config is None: return TAUConfig(**values)
+    if isinstance(config, TAUConfig): return replace(config, **values)
     raise TypeError(f"TAU takes its hyper-parameters as keywords or as one TAUConfig, got a {type(config).__name__} "
                     f"({config!r}) positionally: call TAU(in_shape=(10, 1, 64, 64), ...), TAU(TAUConfig(...)) "
                     "or TAU.from_config(name)")

@@ -8,9 +8,9 @@ __all__ = ['EXIT_NONFINITE', 'SCHEDULES', 'CKPT_FILES', 'RESUME_KEYS', 'ToyVideo
            'run_cbs', 'DataLoaders', 'with_cbs', 'to_device', 'Loop', 'Learner', 'check_amp', 'TrainLearner',
            'onecycle_sched', 'CosineWarmup', 'cosine_sched', 'EpochBatchSampler', 'is_dist', 'get_rank',
            'get_world_size', 'is_main', 'all_reduce_sum', 'reduce_accumulator', 'make_loader', 'NonFiniteCB',
-           'MetricsCB', 'in_notebook', 'format_record', 'ProgressCB', 'plot_losses', 'PlotCB', 'LogCB', 'get_rng_state',
-           'set_rng_state', 'unwrap', 'trainer_state', 'load_trainer_state', 'find_checkpoint', 'save_checkpoint',
-           'load_checkpoint', 'check_same_run', 'CheckpointCB', 'setup_distributed', 'DDPCB']
+           'MetricsCB', 'in_notebook', 'format_record', 'show_text', 'ProgressCB', 'plot_losses', 'PlotCB', 'LogCB',
+           'get_rng_state', 'set_rng_state', 'unwrap', 'trainer_state', 'load_trainer_state', 'find_checkpoint',
+           'save_checkpoint', 'load_checkpoint', 'check_same_run', 'CheckpointCB', 'setup_distributed', 'DDPCB']
 
 # %% ../nbs/09_train.ipynb #6fa3317d
 import base64, csv, functools, io, itertools, json, math, os, random, sys, time
@@ -319,9 +319,8 @@ class MetricsCB(Callback):
     def before_fit(self, learn): self.t_fit, self.elapsed0, self.lr, self.t0 = time.time(), 0., None, time.time()
     def before_epoch(self, learn):
         if learn.training or not learn.do_train: learn.record = {'epoch': learn.epoch}
-        self.t0 = time.time()
         if not (learn.training and learn.start_batch): self.loss_sum, self.n, self.t_prev = 0., 0, 0.  # else: resumed
-        self.acc = None if learn.training or self.acc_fn is None else self.acc_fn()
+        self.t0, self.acc = time.time(), (None if learn.training or self.acc_fn is None else self.acc_fn())
     def before_step(self, learn): self.lr = learn.opt.param_groups[0]['lr']  # the lr this step uses
     def after_loss(self, learn):  # not after_batch: a checkpoint at after_step must already include this batch
         bs = len(learn.batch[0]); self.loss_sum += learn.loss.item() * bs; self.n += bs
@@ -329,14 +328,12 @@ class MetricsCB(Callback):
     def after_epoch(self, learn):
         loss_sum, n = all_reduce_sum([self.loss_sum, self.n]); rec = learn.record
         rec[f"{'train' if learn.training else 'valid'}_loss"] = loss_sum / n if n else float('nan')
-        if learn.training:
-            rec.update(lr=self.lr, seq_per_s=n / max(self.t_prev + time.time() - self.t0, 1e-9), step=learn.n_step)
+        if learn.training: rec.update(lr=self.lr, seq_per_s=n / max(self.t_prev + time.time() - self.t0, 1e-9), step=learn.n_step)
         elif self.acc is not None and n: rec.update(reduce_accumulator(self.acc).compute())
         rec['time_s'] = self.elapsed0 + time.time() - self.t_fit
     def state_dict(self):  # called on every rank (it all-reduces); rank 0 writes it
-        loss_sum, n = all_reduce_sum([self.loss_sum, self.n])
-        return dict(loss_sum=loss_sum, n=int(n), t_phase=self.t_prev + time.time() - self.t0, lr=self.lr,
-                    elapsed=self.elapsed0 + time.time() - self.t_fit)
+        (loss_sum, n), now = all_reduce_sum([self.loss_sum, self.n]), time.time()
+        return dict(loss_sum=loss_sum, n=int(n), t_phase=self.t_prev + now - self.t0, lr=self.lr, elapsed=self.elapsed0 + now - self.t_fit)
     def load_state_dict(self, d):
         self.loss_sum, self.n = (d['loss_sum'], d['n']) if is_main() else (0., 0)  # the sums of all ranks live on rank 0
         self.t_prev, self.lr, self.elapsed0 = d['t_phase'], d['lr'], d['elapsed']
@@ -353,6 +350,13 @@ def in_notebook()->bool:
 def format_record(rec:dict)->str:
     "One line for a log record: `epoch 3 | train_loss 0.0123 | ...`."
     return ' | '.join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in rec.items())
+
+def show_text(text:str, handle=None): # the line to show; the display handle of the previous line (notebooks)
+    "Show `text` in place of the previous line in a notebook and return its handle; elsewhere print it (returns None)."
+    if not in_notebook(): return print(text, flush=True)
+    from IPython.display import display
+    if handle is None: return display({'text/plain': text}, raw=True, display_id=True)
+    handle.update({'text/plain': text}, raw=True); return handle
 
 # %% ../nbs/09_train.ipynb #d07a4760
 class ProgressCB(Callback):
@@ -371,12 +375,7 @@ class ProgressCB(Callback):
         if self.bar is not None: self.bar.update(); return self.bar.set_postfix_str(msg, refresh=False)
         last = learn.iter + 1 == learn.n_batches
         if now - self.t_last < (0.5 if self.nb else self.every_s) and not (self.nb and last): return
-        self.t_last = now; self._show(f"{self.desc} {learn.iter + 1}/{learn.n_batches} {msg} [{now - self.t0:.1f} s]")
-    def _show(self, text):
-        if not self.nb: return print(text, flush=True)
-        from IPython.display import display
-        if self.handle is None: self.handle = display({'text/plain': text}, raw=True, display_id=True)
-        else: self.handle.update({'text/plain': text}, raw=True)
+        self.t_last = now; self.handle = show_text(f"{self.desc} {learn.iter + 1}/{learn.n_batches} {msg} [{now - self.t0:.1f} s]", self.handle)
     def after_epoch(self, learn):
         if is_main() and learn.epoch_end: print(format_record(learn.record), flush=True)
     def cleanup_epoch(self, learn):
