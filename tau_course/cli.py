@@ -171,10 +171,11 @@ def main(argv=None)->int:
     except SystemExit as e: return int(e.code or 0)  # argparse printed the usage error
     from tau_course.bench import retain_freed_memory  # chapter 24
     if a.func is not cmd_bench: retain_freed_memory()  # the command owns its process: reuse freed memory
-    warnings.formatwarning = _one_line_warning  # a notice is one line, like an error
+    fmt, warnings.formatwarning = warnings.formatwarning, _one_line_warning  # a notice is one line, like an error
     try: return a.func(a)
     except USER_ERRORS as e:
         print(f"tau-course {a.cmd}: error: {' '.join(str(e).split())}", file=sys.stderr); return EXIT_USAGE
+    finally: warnings.formatwarning = fmt  # main() may run inside a notebook or a test
 
 def cli(): sys.exit(main())
 
