@@ -17,6 +17,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from .encdec import Encoder, Decoder
 from .model import check_config, check_input, encode_translate_decode
 from .recipes import CPU_TINY_DATA, TrainConfig, register_model, register_recipe
+from .files import UsageError
 
 # %% ../nbs/16_baselines.ipynb #2cb42af4
 def gflops(model:nn.Module, # any module; build it under torch.device('meta') to count for free
@@ -33,7 +34,7 @@ def patchify(x:torch.Tensor, # (B, T, C, H, W)
             ) -> torch.Tensor: # (B, T, C*p*p, H/p, W/p)
     "Space-to-depth: every p x p tile of a frame becomes C*p*p channels of one position."
     H, W = x.shape[-2:]
-    if H % p or W % p: raise ValueError(f"H and W must be divisible by patch_size={p}, got H={H}, W={W}")
+    if H % p or W % p: raise UsageError(f"H and W must be divisible by patch_size={p}, got H={H}, W={W}")
     return rearrange(x, 'b t c (h p) (w q) -> b t (c p q) h w', p=p, q=p)
 
 def unpatchify(x:torch.Tensor, # (B, T, C*p*p, H/p, W/p)
@@ -70,13 +71,13 @@ class ConvLSTMConfig:
         self.in_shape, self.num_hidden = tuple(self.in_shape), tuple(self.num_hidden)  # JSON configs give lists
         pos_ints = lambda vs: all(isinstance(v, (int, np.integer)) and v > 0 for v in vs)
         if len(self.in_shape) != 4 or not pos_ints(self.in_shape):
-            raise ValueError(f"in_shape must be 4 positive ints (T, C, H, W), got {self.in_shape}")
+            raise UsageError(f"in_shape must be 4 positive ints (T, C, H, W), got {self.in_shape}")
         if not self.num_hidden or not pos_ints(self.num_hidden):
-            raise ValueError(f"num_hidden must be a non-empty tuple of positive ints, got {self.num_hidden}")
+            raise UsageError(f"num_hidden must be a non-empty tuple of positive ints, got {self.num_hidden}")
         if self.filter_size < 1 or self.filter_size % 2 == 0:
-            raise ValueError(f"filter_size must be odd and positive ('same' padding), got {self.filter_size}")
+            raise UsageError(f"filter_size must be odd and positive ('same' padding), got {self.filter_size}")
         (H, W), p = self.in_shape[2:], self.patch_size
-        if p < 1 or H % p or W % p: raise ValueError(f"H and W must be divisible by patch_size={p}, got H={H}, W={W}")
+        if p < 1 or H % p or W % p: raise UsageError(f"H and W must be divisible by patch_size={p}, got H={H}, W={W}")
         self.in_shape, self.num_hidden = tuple(map(int, self.in_shape)), tuple(map(int, self.num_hidden))
 
 # %% ../nbs/16_baselines.ipynb #de8cc1d0
@@ -153,7 +154,7 @@ class PredRNNConfig(ConvLSTMConfig):
     def __post_init__(self):
         super().__post_init__()
         if len(set(self.num_hidden)) != 1:
-            raise ValueError(f"PredRNN needs equal num_hidden (M flows through every layer), got {self.num_hidden}")
+            raise UsageError(f"PredRNN needs equal num_hidden (M flows through every layer), got {self.num_hidden}")
 
 # %% ../nbs/16_baselines.ipynb #804d2315
 class PredRNN(RecurrentPredictor):
@@ -243,9 +244,9 @@ class SimVPConfig:
         self.in_shape, self.incep_ker = tuple(self.in_shape), tuple(self.incep_ker)  # JSON configs give lists
         check_config(self)  # the same rules as TAU's
         if not self.incep_ker or any(k < 1 or k % 2 == 0 for k in self.incep_ker):
-            raise ValueError(f"incep_ker must be odd positive kernel sizes, got {self.incep_ker}")
+            raise UsageError(f"incep_ker must be odd positive kernel sizes, got {self.incep_ker}")
         g, C = (self.groups if (self.hid_T // 2) % self.groups == 0 else 1), self.in_shape[0] * self.hid_S
-        if C % g: raise ValueError(f"T*hid_S must be divisible by groups={g} (GroupNorm), got T*hid_S={C}")
+        if C % g: raise UsageError(f"T*hid_S must be divisible by groups={g} (GroupNorm), got T*hid_S={C}")
         self.in_shape = tuple(int(v) for v in self.in_shape)
 
 # %% ../nbs/16_baselines.ipynb #ad914585

@@ -26,7 +26,7 @@ def median_seconds(fn, # called with no arguments
                    warmup:int=2, # untimed calls first
                   )->float:
     "Median wall-clock seconds of `fn()` over `steps` calls, after `warmup` untimed calls."
-    if steps < 1 or warmup < 0: raise ValueError(f"expected steps >= 1 and warmup >= 0, got steps={steps}, warmup={warmup}")
+    if steps < 1 or warmup < 0: raise UsageError(f"expected steps >= 1 and warmup >= 0, got steps={steps}, warmup={warmup}")
     for _ in range(warmup): fn()
     ts = []
     for _ in range(steps): t0 = time.perf_counter(); fn(); ts.append(time.perf_counter() - t0)
@@ -60,7 +60,7 @@ MODES = {  # name -> (prepare(model) -> model to call, context manager factory)
 # %% ../nbs/24_performance.ipynb #24a13f86
 def agreement(out:torch.Tensor, ref:torch.Tensor)->dict:
     "How far `out` is from `ref`: max |out - ref|, and that maximum relative to max |ref|."
-    if out.shape != ref.shape: raise ValueError(f"expected outputs of shape {tuple(ref.shape)}, got {tuple(out.shape)}")
+    if out.shape != ref.shape: raise UsageError(f"expected outputs of shape {tuple(ref.shape)}, got {tuple(out.shape)}")
     d = (out.float() - ref.float()).abs().max().item()
     return dict(max_abs_diff=d, max_rel_diff=d / max(ref.abs().max().item(), 1e-30))
 
@@ -78,7 +78,7 @@ def bench_mode(model, # evaluated in eval mode for the reference output (its tra
                mode:str='eager', # a key of MODES
                loss_fn=torch.nn.functional.mse_loss, steps:int=5, warmup:int=2, lr:float=1e-3)->dict:
     "Training-step and inference throughput of `model` run in `mode`, and its output's distance from eager fp32."
-    if mode not in MODES: raise ValueError(f"mode must be one of {sorted(MODES)}, got {mode!r}")
+    if mode not in MODES: raise UsageError(f"mode must be one of {sorted(MODES)}, got {mode!r}")
     prep, ctx = MODES[mode]
     was_training = model.training
     with torch.inference_mode(): ref = model.eval()(x)
@@ -101,7 +101,7 @@ def data_seq_s(ds, # a dataset
                n:int=200, # items to fetch (after one warm-up item)
               )->float:
     "Items per second of `ds[i]` fetched one by one in this process (no DataLoader workers)."
-    if len(ds) < 2: raise ValueError(f"expected a dataset of at least 2 items, got {len(ds)}")
+    if len(ds) < 2: raise UsageError(f"expected a dataset of at least 2 items, got {len(ds)}")
     ds[0]; n = min(n, len(ds) - 1)
     t0 = time.perf_counter()
     for i in range(1, n + 1): ds[i]
@@ -181,7 +181,7 @@ def speedups(rows:list, # bench_recipe rows, each with a 'round' (the CLI's --ro
     out = []
     for k, runs in by.items():
         base = by.get((*k[:2], *ref), {})
-        if set(base) != set(runs): raise ValueError(f"expected a reference row {ref} for {k[:2]} in every round of {sorted(runs)}, got {sorted(base)}")
+        if set(base) != set(runs): raise UsageError(f"expected a reference row {ref} for {k[:2]} in every round of {sorted(runs)}, got {sorted(base)}")
         med = lambda f: float(np.median([runs[i][f] for i in runs]))
         ratio = lambda f: float(np.median([base[i][f] / runs[i][f] for i in runs]))
         out.append(dict(zip(('recipe', 'batch_size', 'mode', 'retain'), k), rounds=len(runs), train_step_s=med('train_step_s'),

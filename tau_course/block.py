@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from .sa import SA
 from .da import DA
+from .files import UsageError
 
 # %% ../nbs/05_block.ipynb #5df9a9c8
 class TAM(nn.Module):
@@ -23,7 +24,7 @@ class TAM(nn.Module):
                 ):
         super().__init__()
         if not (use_sa or use_da):
-            raise ValueError(f"TAM needs at least one of use_sa/use_da to be True, got use_sa={use_sa}, use_da={use_da}")
+            raise UsageError(f"TAM needs at least one of use_sa/use_da to be True, got use_sa={use_sa}, use_da={use_da}")
         self.sa = SA(dim, variant=sa_variant) if use_sa else None
         self.da = DA(dim) if use_da else None
 
@@ -70,7 +71,7 @@ class DropPath(nn.Module):
     "Stochastic depth: in training, zero a residual branch for whole samples with probability p, rescale the rest."
     def __init__(self, p:float=0.0): # drop probability, in [0, 1)
         super().__init__()
-        if not 0 <= p < 1: raise ValueError(f"DropPath p must be in [0, 1), got {p}")
+        if not 0 <= p < 1: raise UsageError(f"DropPath p must be in [0, 1), got {p}")
         self.p = p
 
     def forward(self, x):
@@ -86,7 +87,7 @@ def drop_path_rates(N_T:int, # number of TAU blocks (>= 2)
                     drop_path:float, # rate of the last block
                    ) -> list[float]:
     "Reference schedule: linspace(0.01, drop_path, N_T) for blocks 0..N_T-2, drop_path for the last."
-    if N_T < 2: raise ValueError(f"N_T must be >= 2, got {N_T}")
+    if N_T < 2: raise UsageError(f"N_T must be >= 2, got {N_T}")
     return [0.01 + (drop_path - 0.01) * i / (N_T - 1) for i in range(N_T - 1)] + [drop_path]
 
 # %% ../nbs/05_block.ipynb #c7399b0b

@@ -9,6 +9,7 @@ __all__ = ['da_hidden', 'DA']
 import torch
 from torch import nn
 import torch.nn.functional as F
+from .files import UsageError
 
 # %% ../nbs/04_da.ipynb #c2d9c64a
 def da_hidden(dim:int)->int:
@@ -20,7 +21,7 @@ class DA(nn.Module):
     "Dynamical attention (inter-frame): squeeze-and-excitation; (B, d, H, W) -> channel weights (B, d, 1, 1) in (0, 1)."
     def __init__(self, dim:int): # d = T·hid_S in the first TAU block, hid_T after it
         super().__init__()
-        if dim < 1: raise ValueError(f"expected dim >= 1, got {dim}")
+        if dim < 1: raise UsageError(f"expected dim >= 1, got {dim}")
         self.fc1 = nn.Linear(dim, da_hidden(dim), bias=False)  # squeeze: d -> r
         self.act = nn.ReLU()
         self.fc2 = nn.Linear(da_hidden(dim), dim, bias=False)  # excite: r -> d

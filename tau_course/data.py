@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['MNIST_FILES', 'MNIST_SHA256', 'MMNIST_TEST_SHA256', 'MMNIST_TEST_URL', 'STANDIN_SEED', 'STANDIN_FINGERPRINT',
            'MNIST_MIRRORS', 'parse_idx', 'read_idx', 'load_mnist', 'as_frames', 'show_grid', 'bounce_path',
-           'random_trajectory', 'render', 'to_xy', 'draw_plan', 'MovingMNIST', 'mmnist_test_path',
+           'random_trajectory', 'render', 'to_xy', 'draw_plan', 'horizon', 'MovingMNIST', 'mmnist_test_path',
            'MovingMNISTTestFile', 'fingerprint', 'standin_test_set', 'mmnist_test_set', 'Pooled', 'save_gif',
            'animate_html', 'download_mnist']
 
@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 import matplotlib.pyplot as plt
 from matplotlib import animation
-from .files import data_root, ChecksumError, check_sha256, sha256_file, atomic_write, atomic_path
+from .files import data_root, UsageError, ChecksumError, check_sha256, sha256_file, atomic_write, atomic_path
 
 # %% ../nbs/01_data.ipynb #f5046206
 _IDX_DTYPES = {0x08: '>u1', 0x09: '>i1', 0x0B: '>i2', 0x0C: '>i4', 0x0D: '>f4', 0x0E: '>f8'}
@@ -28,15 +28,15 @@ def parse_idx(buf:bytes, # the whole (decompressed) file
              )->np.ndarray: # read-only array viewing `buf`
     "Parse idx bytes: magic (0, 0, dtype, ndim), ndim big-endian uint32 sizes, then the data."
     if len(buf) < 4 or buf[0] or buf[1] or buf[2] not in _IDX_DTYPES:
-        raise ValueError(f"{name}: not an idx file; expected magic 00 00 <type in {[hex(k) for k in _IDX_DTYPES]}> <ndim>, got {buf[:4].hex(' ')!r}")
+        raise UsageError(f"{name}: not an idx file; expected magic 00 00 <type in {[hex(k) for k in _IDX_DTYPES]}> <ndim>, got {buf[:4].hex(' ')!r}")
     dtype, nd = np.dtype(_IDX_DTYPES[buf[2]]), buf[3]
     start = 4 + 4*nd
-    if len(buf) < start: raise ValueError(f"{name}: truncated header; expected {start} bytes for {nd} sizes, got {len(buf)}")
+    if len(buf) < start: raise UsageError(f"{name}: truncated header; expected {start} bytes for {nd} sizes, got {len(buf)}")
     shape = tuple(int.from_bytes(buf[4+4*k : 8+4*k], 'big') for k in range(nd))
     need = start + math.prod(shape)*dtype.itemsize
     if len(buf) != need:
         what = 'truncated' if len(buf) < need else 'too long'
-        raise ValueError(f"{name}: file {what}; header says shape {shape}, expected {need:,} bytes, got {len(buf):,}")
+        raise UsageError(f"{name}: file {what}; header says shape {shape}, expected {need:,} bytes, got {len(buf):,}")
     return np.frombuffer(buf, dtype, offset=start).reshape(shape)
 
 # %% ../nbs/01_data.ipynb #d511d462
@@ -46,7 +46,7 @@ def _read_bytes(path:Path)->bytes:
     if path.suffix != '.gz': return path.read_bytes()
     try: return gzip.decompress(path.read_bytes())
     except (EOFError, OSError, zlib.error) as e:
-        raise ValueError(f"{path}: corrupt or truncated gzip file ({e}); delete it and fetch it again") from e
+        raise UsageError(f"{path}: corrupt or truncated gzip file ({e}); delete it and fetch it again") from e
 
 def read_idx(path:str|Path, # an idx file, raw or .gz
             )->np.ndarray:
@@ -90,10 +90,10 @@ def load_mnist(split:str='train', # 'train' (60,000 digits) or 'test' (10,000)
                root:str|Path|None=None, # data folder, see `data_root`
               )->tuple[np.ndarray, np.ndarray]: # images uint8 (N,28,28), labels uint8 (N,)
     "MNIST images and labels of `split`, sha256-verified and cached."
-    if split not in MNIST_FILES: raise ValueError(f"split must be one of {tuple(MNIST_FILES)}, got {split!r}")
+    if split not in MNIST_FILES: raise UsageError(f"split must be one of {tuple(MNIST_FILES)}, got {split!r}")
     images, labels = (_load_verified(n, root) for n in MNIST_FILES[split])
     if images.shape[1:] != (28, 28) or labels.shape != images.shape[:1]:
-        raise ValueError(f"MNIST {split}: expected images (N,28,28) and labels (N,), got {images.shape} and {labels.shape}")
+        raise UsageError(f"MNIST {split}: expected images (N,28,28) and labels (N,), got {images.shape} and {labels.shape}")
     return images, labels
 
 # %% ../nbs/01_data.ipynb #b5d556a8
@@ -101,7 +101,7 @@ def as_frames(a)->np.ndarray:
     "Frames (T,1,H,W) or (T,H,W), array or tensor, uint8 or float -> float numpy (T,H,W) in [0,1] units."
     a = a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else np.asarray(a)
     if a.ndim == 4 and a.shape[1] == 1: a = a[:, 0]  # (T,1,H,W) -> (T,H,W)
-    if a.ndim != 3: raise ValueError(f"expected frames of shape (T,1,H,W) or (T,H,W), got {a.shape}")
+    if a.ndim != 3: raise UsageError(f"expected frames of shape (T,1,H,W) or (T,H,W), got {a.shape}")
     return a/255. if a.dtype == np.uint8 else a.astype(np.float32)
 
 # %% ../nbs/01_data.ipynb #2b88bfd7
@@ -113,7 +113,7 @@ def show_grid(rows:dict, # name -> frames (T,1,H,W) or (T,H,W); one row each
     "One row of frames per entry of `rows`, e.g. {'context': x, 'target': y, 'prediction': p}."
     rows = {k: as_frames(v) for k, v in rows.items()}
     sizes = {v.shape[1:] for v in rows.values()}
-    if len(sizes) != 1: raise ValueError(f"all rows must have frames of one size (H, W), got {sorted(sizes)}")
+    if len(sizes) != 1: raise UsageError(f"all rows must have frames of one size (H, W), got {sorted(sizes)}")
     (H, W), ncol = sizes.pop(), max(len(v) for v in rows.values())
     fig, axs = plt.subplots(len(rows), 1, figsize=(size*ncol + 1, size*len(rows)), squeeze=False)
     for ax, (name, frames) in zip(axs[:, 0], rows.items()):
@@ -159,7 +159,7 @@ def render(digits:np.ndarray, # (D,28,28) uint8 digit images
     "Paste each digit at its corners into black frames, combining overlaps with a pixel-wise max."
     (D, T), (h, w) = rows.shape, digits.shape[1:]
     if rows.min() < 0 or cols.min() < 0 or max(rows.max()+h, cols.max()+w) > image_size:
-        raise ValueError(f"digit corners must lie in [0, {image_size-h}], got rows {rows.min()}..{rows.max()}, cols {cols.min()}..{cols.max()}")
+        raise UsageError(f"digit corners must lie in [0, {image_size-h}], got rows {rows.min()}..{rows.max()}, cols {cols.min()}..{cols.max()}")
     frames = np.zeros((T, image_size, image_size), np.uint8)
     for k in range(D):
         for t in range(T):
@@ -169,9 +169,9 @@ def render(digits:np.ndarray, # (D,28,28) uint8 digit images
 
 # %% ../nbs/01_data.ipynb #99ba2489
 def _check_int(name:str, v, lo:int, why:str='')->int:
-    "`v` as an int, or a ValueError stating the expected range."
+    "`v` as an int, or a UsageError stating the expected range."
     if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < lo:
-        raise ValueError(f"{name} must be an int >= {lo}{why}, got {v!r}")
+        raise UsageError(f"{name} must be an int >= {lo}{why}, got {v!r}")
     return int(v)
 
 def _index(i, n:int)->int:
@@ -180,9 +180,9 @@ def _index(i, n:int)->int:
     if not -n <= i < n: raise IndexError(f"index {i} out of range for a dataset of length {n} (expected -{n} <= i < {n})")
     return i % n
 
-def to_xy(frames:np.ndarray, n_in:int, n_out:int)->tuple[torch.Tensor, torch.Tensor]:
-    "uint8 frames (T,H,W) -> float32 x (n_in,1,H,W), y (n_out,1,H,W) in [0,1]."
-    f = torch.from_numpy(np.divide(frames[:n_in+n_out, None], 255, dtype=np.float32))  # (T,H,W) -> (T,1,H,W)
+def to_xy(frames:np.ndarray, n_in:int, n_future:int)->tuple[torch.Tensor, torch.Tensor]:
+    "uint8 frames (T,H,W) -> float32 x (n_in,1,H,W), y (n_future,1,H,W) in [0,1]."
+    f = torch.from_numpy(np.divide(frames[:n_in+n_future, None], 255, dtype=np.float32))  # (T,H,W) -> (T,1,H,W)
     return f[:n_in], f[n_in:]
 
 # %% ../nbs/01_data.ipynb #394b804b
@@ -193,40 +193,54 @@ def draw_plan(rng:np.random.Generator, num_digits:int, # source of the draws; D
     rows, cols, idx = zip(*draws)
     return np.stack(rows), np.stack(cols), np.array(idx)
 
-def _mmnist_args(num_digits, n_frames_input, n_frames_output, image_size, length, seed, split)->dict:
-    "The attributes of a `MovingMNIST`: its arguments, checked (a ValueError states the expected range), then T and canvas."
-    if split not in ('train', 'test'): raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+def _mmnist_args(num_digits, n_frames_input, n_future, image_size, length, seed, split)->dict:
+    "The attributes of a `MovingMNIST`: its arguments, checked (a UsageError states the expected range), then T and canvas."
+    if split not in ('train', 'test'): raise UsageError(f"split must be 'train' or 'test', got {split!r}")
     a = dict(num_digits=_check_int('num_digits', num_digits, 1), n_frames_input=_check_int('n_frames_input', n_frames_input, 1),
-             n_frames_output=_check_int('n_frames_output', n_frames_output, 1),
+             n_future=_check_int('n_future', n_future, 1),
              image_size=_check_int('image_size', image_size, 29, ' (larger than the 28x28 digits)'),
              length=_check_int('length', length, 1), seed=_check_int('seed', seed, 0), split=split)
-    return dict(a, n_frames_total=a['n_frames_input'] + a['n_frames_output'], canvas=a['image_size'] - 28)
+    return dict(a, n_frames_total=a['n_frames_input'] + a['n_future'], canvas=a['image_size'] - 28)
+
+# %% ../nbs/01_data.ipynb #0523e9bb
+def horizon(n_future:int|None, # the horizon as passed under its name; None: not passed
+            old_value:int|None, # the value passed under the deprecated name; None: not passed
+            old_name:str, # that name, e.g. 'n_frames_output' or 'aft'
+            default:int|None=None)->int|None: # the horizon when neither is passed
+    "`n_future`, or the value of its deprecated alias `old_name` with a DeprecationWarning; a UsageError if both are passed."
+    if old_value is None: return default if n_future is None else n_future
+    if n_future is not None:
+        raise UsageError(f"got both n_future={n_future!r} and {old_name}={old_value!r}; pass only n_future ({old_name} is deprecated)")
+    warnings.warn(f"{old_name} is deprecated; use n_future", DeprecationWarning, stacklevel=3)  # points at the dataset's caller
+    return old_value
 
 # %% ../nbs/01_data.ipynb #3183392b
 class MovingMNIST(Dataset):
     "Moving MNIST generated on the fly: item i is a pure function of (seed, epoch, i)."
     def __init__(self, root:str|Path|None=None, # data folder holding mnist/, see `data_root`
-                 num_digits:int=2, n_frames_input:int=10, n_frames_output:int=10, # D, T_in, T_out
+                 num_digits:int=2, n_frames_input:int=10, n_future:int|None=None, # D, T_in, frames to predict (None: 10)
                  image_size:int=64, length:int=10_000, # S, sequences per epoch
-                 seed:int=0, split:str='train'): # base seed; which MNIST digits to use
-        vars(self).update(_mmnist_args(num_digits, n_frames_input, n_frames_output, image_size, length, seed, split))
+                 seed:int=0, split:str='train', *, n_frames_output:int|None=None): # base seed; MNIST digits; deprecated n_future
+        n_future = horizon(n_future, n_frames_output, 'n_frames_output', 10)
+        vars(self).update(_mmnist_args(num_digits, n_frames_input, n_future, image_size, length, seed, split))
         self.images = load_mnist(split, root)[0]
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()  # seen by persistent workers
     def set_epoch(self, epoch:int): self._epoch.fill_(_check_int('epoch', epoch, 0))
     @property
     def epoch(self)->int: return int(self._epoch)
+    n_frames_output = property(lambda self: self.n_future, doc='The deprecated name of `n_future`, read-only (kept for one release).')
     def __len__(self): return self.length
     def plan(self, i:int)->tuple[np.ndarray, np.ndarray, np.ndarray]:
         "rows, cols (D,T) of each digit's corner and the MNIST indices (D,) of sequence i."
         rng = np.random.default_rng([self.seed, self.epoch, _index(i, self.length)])
         return draw_plan(rng, self.num_digits, self.n_frames_total, self.canvas, len(self.images))
     def sequence(self, i:int)->np.ndarray:
-        "The uint8 frames (T_in+T_out, S, S) of sequence i."
+        "The uint8 frames (n_frames_input + n_future, S, S) of sequence i."
         rows, cols, idx = self.plan(i)
         return render(self.images[idx], rows, cols, self.image_size)
-    def __getitem__(self, i): return to_xy(self.sequence(i), self.n_frames_input, self.n_frames_output)
+    def __getitem__(self, i): return to_xy(self.sequence(i), self.n_frames_input, self.n_future)
     def __repr__(self): return (f"MovingMNIST(split={self.split!r}, num_digits={self.num_digits}, {self.n_frames_input}->"
-        f"{self.n_frames_output} frames, {self.image_size}x{self.image_size}, length={self.length}, seed={self.seed}, epoch={self.epoch})")
+        f"{self.n_future} frames, {self.image_size}x{self.image_size}, length={self.length}, seed={self.seed}, epoch={self.epoch})")
 
 # %% ../nbs/01_data.ipynb #bbbd3bc2
 MMNIST_TEST_SHA256 = 'c2a3e8d3939c001ab77bf543f130157424efa486bb4d0974d2cebb773b13f8b3'
@@ -236,36 +250,38 @@ def mmnist_test_path(root:str|Path|None=None)->Path:
     "Where the standard test file is expected: `<data_root>/moving_mnist/mnist_test_seq.npy`."
     return data_root(root)/'moving_mnist'/'mnist_test_seq.npy'
 
-def _check_test_layout(path:Path, d:np.ndarray, n_frames_input:int, n_frames_output:int):
-    "Raise unless `d` is uint8 (20, N, S, S), time first, and the 20 frames hold n_frames_input + n_frames_output."
+def _check_test_layout(path:Path, d:np.ndarray, n_frames_input:int, n_future:int):
+    "Raise unless `d` is uint8 (20, N, S, S), time first, and the 20 frames hold n_frames_input + n_future."
     if d.dtype != np.uint8 or d.ndim != 4 or d.shape[0] != 20 or d.shape[2] != d.shape[3]:
-        raise ValueError(f"{path}: expected a uint8 array of shape (20, N, S, S), time first, like "
+        raise UsageError(f"{path}: expected a uint8 array of shape (20, N, S, S), time first, like "
                          f"(20, 10000, 64, 64); got {d.dtype} {d.shape}")
-    if not (_check_int('n_frames_input', n_frames_input, 1) + _check_int('n_frames_output', n_frames_output, 1) <= 20):
-        raise ValueError(f"n_frames_input + n_frames_output must be <= 20, got {n_frames_input} + {n_frames_output}")
+    if not (_check_int('n_frames_input', n_frames_input, 1) + _check_int('n_future', n_future, 1) <= 20):
+        raise UsageError(f"n_frames_input + n_future must be <= 20, got {n_frames_input} + {n_future}")
 
 # %% ../nbs/01_data.ipynb #a1ce34b3
 class MovingMNISTTestFile(Dataset):
     "The standard Moving MNIST test set (uint8 (20, 10000, 64, 64), time first), memory-mapped and sha256-checked."
     def __init__(self, path:str|Path|None=None, # the .npy file; default `mmnist_test_path()`
                  verify:bool=True, # check the sha256 (once per process)
-                 n_frames_input:int=10, n_frames_output:int=10, # T_in + T_out <= 20
-                 sha256:str=MMNIST_TEST_SHA256): # expected digest
+                 n_frames_input:int=10, n_future:int|None=None, # n_frames_input + n_future <= 20 (None: 10)
+                 sha256:str=MMNIST_TEST_SHA256, # expected digest
+                 *, n_frames_output:int|None=None): # deprecated name of n_future
         self.path = Path(path) if path is not None else mmnist_test_path()
         if not self.path.is_file(): raise FileNotFoundError(f"Moving MNIST test file not found at {self.path}. "
             f"Download {MMNIST_TEST_URL} (819 MB) and put it at <data folder>/moving_mnist/mnist_test_seq.npy.")
         if verify: check_sha256(self.path, sha256, fix=f'download it again from {MMNIST_TEST_URL}')
-        self.n_frames_input, self.n_frames_output = n_frames_input, n_frames_output
+        self.n_frames_input, self.n_future = n_frames_input, horizon(n_future, n_frames_output, 'n_frames_output', 10)
         self._data = None
-        _check_test_layout(self.path, self.data, n_frames_input, n_frames_output)
+        _check_test_layout(self.path, self.data, n_frames_input, self.n_future)
     @property
     def data(self)->np.ndarray: # (20, N, S, S) memmap, opened lazily (also in each worker)
         if self._data is None: self._data = np.load(self.path, allow_pickle=False, mmap_mode='r')
         return self._data
+    n_frames_output = property(lambda self: self.n_future, doc='The deprecated name of `n_future`, read-only (kept for one release).')
     def __getstate__(self): return {**self.__dict__, '_data': None}  # never pickle 819 MB
     def __len__(self): return self.data.shape[1]
     def sequence(self, i:int)->np.ndarray: return np.array(self.data[:, _index(i, len(self))])  # (T,S,S) uint8
-    def __getitem__(self, i): return to_xy(self.sequence(i), self.n_frames_input, self.n_frames_output)
+    def __getitem__(self, i): return to_xy(self.sequence(i), self.n_frames_input, self.n_future)
 
 # %% ../nbs/01_data.ipynb #b578bc0a
 STANDIN_SEED = 2023  # TAU's year; any fixed integer would do, but it must never change
@@ -279,7 +295,7 @@ def fingerprint(ds, n:int=100)->str:
 
 def standin_test_set(root:str|Path|None=None, check:bool=True)->MovingMNIST:
     "The stand-in test set: 10,000 2-digit 10->10 sequences from MNIST *test* digits, seed `STANDIN_SEED`, epoch 0."
-    ds = MovingMNIST(root, num_digits=2, n_frames_input=10, n_frames_output=10, image_size=64,
+    ds = MovingMNIST(root, num_digits=2, n_frames_input=10, n_future=10, image_size=64,
                      length=10_000, seed=STANDIN_SEED, split='test')
     if check and (fp := fingerprint(ds)) != STANDIN_FINGERPRINT:
         warnings.warn(f"stand-in test set differs from the recorded one (fingerprint {fp[:12]}..., expected "
@@ -291,7 +307,7 @@ def mmnist_test_set(kind:str='auto', # 'auto', 'standard' (the file, required) o
                     root:str|Path|None=None)->tuple[Dataset, str]: # dataset, 'standard' or 'standin'
     "The Moving MNIST test set and its name: the standard file when present ('auto'), else the stand-in."
     if kind not in ('auto', 'standard', 'standin'):
-        raise ValueError(f"kind must be 'auto', 'standard' or 'standin', got {kind!r}")
+        raise UsageError(f"kind must be 'auto', 'standard' or 'standin', got {kind!r}")
     path = mmnist_test_path(root)
     if kind == 'standard' or (kind == 'auto' and path.is_file()): return MovingMNISTTestFile(path), 'standard'
     if kind == 'auto': warnings.warn(f"{path} not found: using the stand-in Moving MNIST test set "
@@ -310,7 +326,7 @@ class Pooled(Dataset):
     def __getitem__(self, i):
         x, y = self.ds[i]
         if x.shape[-1] % self.factor or x.shape[-2] % self.factor:
-            raise ValueError(f"frames of {tuple(x.shape[-2:])} are not divisible by the pooling factor {self.factor}")
+            raise UsageError(f"frames of {tuple(x.shape[-2:])} are not divisible by the pooling factor {self.factor}")
         return tuple(F.avg_pool2d(f, self.factor) for f in (x, y))  # (T, C, H, W) -> (T, C, H/f, W/f)
     def __repr__(self): return f"Pooled({self.ds!r}, factor={self.factor})"
 
@@ -319,7 +335,7 @@ def _animation(frames, fps:float=4, size:float=1.3, cmap:str='gray')->animation.
     "A FuncAnimation of one sequence, or of a dict of equally long sequences side by side."
     panels = {k: as_frames(v) for k, v in (frames if isinstance(frames, dict) else {'': frames}).items()}
     T = {len(v) for v in panels.values()}
-    if len(T) != 1: raise ValueError(f"all sequences must have the same number of frames, got {sorted(T)}")
+    if len(T) != 1: raise UsageError(f"all sequences must have the same number of frames, got {sorted(T)}")
     T = T.pop()
     fig, axs = plt.subplots(1, len(panels), figsize=(size*len(panels), size + 0.25), squeeze=False)
     ims = [ax.imshow(v[0], cmap=cmap, vmin=0, vmax=1) for ax, v in zip(axs[0], panels.values())]

@@ -8,6 +8,7 @@ __all__ = ['init_encdec_', 'ConvSC', 'stride_pattern', 'Encoder', 'Decoder']
 # %% ../nbs/02_encdec.ipynb #56a54ddf
 import torch
 from torch import nn
+from .files import UsageError
 
 # %% ../nbs/02_encdec.ipynb #15b4da0b
 def init_encdec_(m:nn.Module): # a module visited by `nn.Module.apply`
@@ -27,8 +28,8 @@ class ConvSC(nn.Module):
                  downsample:bool=False, # stride 2: (H, W) -> (H/2, W/2)
                  upsample:bool=False): # sub-pixel conv: (H, W) -> (2H, 2W)
         super().__init__()
-        if c_out % 2: raise ValueError(f"expected an even c_out (GroupNorm with 2 groups), got {c_out}")
-        if downsample and upsample: raise ValueError("expected at most one of downsample/upsample, got both")
+        if c_out % 2: raise UsageError(f"expected an even c_out (GroupNorm with 2 groups), got {c_out}")
+        if downsample and upsample: raise UsageError("expected at most one of downsample/upsample, got both")
         stride = 2 if downsample else 1
         padding = (kernel_size - stride + 1) // 2  # odd k: 'same' at stride 1, an exact halving at stride 2
         if upsample:  # predict the 4 sub-pixels of each 2×2 output block as 4 channel groups, then interleave
@@ -45,7 +46,7 @@ def stride_pattern(N_S:int, # number of ConvSC units: even, >= 2
                    reverse:bool=False, # True: the decoder's order
                   )->list:
     "Which units change resolution: `[False, True] * (N_S//2)` (True = down-sample, or up-sample when reversed)."
-    if N_S < 2 or N_S % 2: raise ValueError(f"expected an even N_S >= 2, got N_S={N_S}")
+    if N_S < 2 or N_S % 2: raise UsageError(f"expected an even N_S >= 2, got N_S={N_S}")
     pattern = [False, True] * (N_S // 2)
     return pattern[::-1] if reverse else pattern
 

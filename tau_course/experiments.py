@@ -10,6 +10,7 @@ import json, shlex, subprocess, sys, time
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
+from .files import UsageError
 
 # %% ../nbs/17_experiments.ipynb #071913b3
 @dataclass
@@ -73,7 +74,7 @@ def load_results(runs:list, results='results', # `Run`s or names; the folder of 
 def mean_std(xs)->tuple:
     "Mean and sample standard deviation (ddof=1; nan for fewer than two values)."
     xs = np.asarray(list(xs), dtype=float)
-    if xs.size == 0: raise ValueError("expected at least one value, got none")
+    if xs.size == 0: raise UsageError("expected at least one value, got none")
     return float(xs.mean()), float(xs.std(ddof=1)) if xs.size > 1 else float('nan')
 
 def pm(m:float, s:float, digits:int=2)->str:

@@ -8,6 +8,7 @@ __all__ = ['frame_diffs', 'ddr', 'tau_loss']
 # %% ../nbs/07_ddr.ipynb #8fe0c566
 import torch
 import torch.nn.functional as F
+from .files import UsageError
 
 # %% ../nbs/07_ddr.ipynb #9a06c2a6
 def frame_diffs(x:torch.Tensor, # (B, T, C, H, W) or any (B, T, ...)
@@ -19,10 +20,10 @@ def frame_diffs(x:torch.Tensor, # (B, T, C, H, W) or any (B, T, ...)
 # %% ../nbs/07_ddr.ipynb #f68375f9
 def _check_pair(pred, y):
     "Raise before any compute if `pred` and `y` cannot be compared frame by frame."
-    if pred.shape != y.shape: raise ValueError(f"pred and y must have the same shape, got {tuple(pred.shape)} and {tuple(y.shape)}")
-    if pred.ndim < 3: raise ValueError(f"expected (B, T, ...) with at least 3 dims, got shape {tuple(pred.shape)}")
+    if pred.shape != y.shape: raise UsageError(f"pred and y must have the same shape, got {tuple(pred.shape)} and {tuple(y.shape)}")
+    if pred.ndim < 3: raise UsageError(f"expected (B, T, ...) with at least 3 dims, got shape {tuple(pred.shape)}")
     if not (pred.is_floating_point() and y.is_floating_point()):
-        raise ValueError(f"expected floating-point tensors, got {pred.dtype} and {y.dtype}")
+        raise UsageError(f"expected floating-point tensors, got {pred.dtype} and {y.dtype}")
 
 # %% ../nbs/07_ddr.ipynb #5287e2a6
 def ddr(pred:torch.Tensor, # prediction (B, T, C, H, W)
@@ -32,7 +33,7 @@ def ddr(pred:torch.Tensor, # prediction (B, T, C, H, W)
        ) -> torch.Tensor: # 0-dim tensor
     "Differential divergence regularisation: mean KL between softmaxed frame differences of `pred` and `y`."
     _check_pair(pred, y)
-    if temperature <= 0: raise ValueError(f"temperature must be > 0, got {temperature}")
+    if temperature <= 0: raise UsageError(f"temperature must be > 0, got {temperature}")
     if pred.shape[1] <= 2: return pred.new_zeros(())  # the reference's rule, also for T == 2
     p = F.softmax(frame_diffs(pred) / temperature, dim=-1)
     q = F.softmax(frame_diffs(y) / temperature, dim=-1)
@@ -46,6 +47,6 @@ def tau_loss(pred:torch.Tensor, # prediction (B, T, C, H, W)
             ) -> torch.Tensor: # 0-dim tensor
     "TAU's training loss: per-pixel MSE + `alpha` · DDR."
     _check_pair(pred, y)
-    if alpha < 0: raise ValueError(f"alpha must be >= 0, got {alpha}")
+    if alpha < 0: raise UsageError(f"alpha must be >= 0, got {alpha}")
     mse = F.mse_loss(pred, y)
     return mse if alpha == 0 else mse + alpha * ddr(pred, y, temperature)

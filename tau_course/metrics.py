@@ -11,6 +11,7 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
+from .files import UsageError
 
 # %% ../nbs/08_metrics.ipynb #d965a608
 def _to_tensor(x, name):
@@ -18,23 +19,23 @@ def _to_tensor(x, name):
     if isinstance(x, torch.Tensor): return x.detach()
     if isinstance(x, np.ndarray):
         if not np.issubdtype(x.dtype, np.floating):
-            raise ValueError(f"{name}: expected floating-point frames, got dtype {x.dtype}")
+            raise UsageError(f"{name}: expected floating-point frames, got dtype {x.dtype}")
         if x.dtype not in (np.float16, np.float32, np.float64) or not x.flags.writeable: x = np.array(x, dtype=np.float64)
         return torch.from_numpy(np.ascontiguousarray(x))  # no copy for the usual contiguous float arrays
-    raise ValueError(f"{name}: expected a numpy array or torch tensor of shape (B, T, C, H, W), got {type(x).__name__}")
+    raise UsageError(f"{name}: expected a numpy array or torch tensor of shape (B, T, C, H, W), got {type(x).__name__}")
 
 # %% ../nbs/08_metrics.ipynb #5f165c1c
 def _frames(pred, true, min_hw:int=1):
     "Check a (B, T, C, H, W) float pair before any compute; return both as float64 tensors on `pred`'s device."
     p, t = _to_tensor(pred, 'pred'), _to_tensor(true, 'true')
     for name, z in (('pred', p), ('true', t)):
-        if z.ndim != 5: raise ValueError(f"{name}: expected 5 dims (B, T, C, H, W), got shape {tuple(z.shape)}")
-    if p.shape != t.shape: raise ValueError(f"pred and true must have the same shape, got {tuple(p.shape)} and {tuple(t.shape)}")
+        if z.ndim != 5: raise UsageError(f"{name}: expected 5 dims (B, T, C, H, W), got shape {tuple(z.shape)}")
+    if p.shape != t.shape: raise UsageError(f"pred and true must have the same shape, got {tuple(p.shape)} and {tuple(t.shape)}")
     if not (p.is_floating_point() and t.is_floating_point()):
-        raise ValueError(f"expected floating-point frames, got {p.dtype} and {t.dtype}")
-    if p.numel() == 0: raise ValueError(f"expected non-empty frames, got shape {tuple(p.shape)}")
+        raise UsageError(f"expected floating-point frames, got {p.dtype} and {t.dtype}")
+    if p.numel() == 0: raise UsageError(f"expected non-empty frames, got shape {tuple(p.shape)}")
     if min(p.shape[-2:]) < min_hw:
-        raise ValueError(f"SSIM's {min_hw}x{min_hw} window needs H, W >= {min_hw}, got (H, W) = {tuple(p.shape[-2:])}")
+        raise UsageError(f"SSIM's {min_hw}x{min_hw} window needs H, W >= {min_hw}, got (H, W) = {tuple(p.shape[-2:])}")
     return p.double(), t.to(p.device).double()
 
 # %% ../nbs/08_metrics.ipynb #030d1a55
@@ -50,8 +51,8 @@ def frame_error_sums(pred, # prediction (B, T, C, H, W), unclipped
 def _positive(v, name):
     "`v` as a float, or a ValueError if it is not a finite positive number (no default is guessed)."
     try: f = float(v)
-    except (TypeError, ValueError): raise ValueError(f"{name} must be a positive number, got {v!r}") from None
-    if not (f > 0 and math.isfinite(f)): raise ValueError(f"{name} must be a positive number, got {v!r}")
+    except (TypeError, ValueError): raise UsageError(f"{name} must be a positive number, got {v!r}") from None
+    if not (f > 0 and math.isfinite(f)): raise UsageError(f"{name} must be a positive number, got {v!r}")
     return f
 
 # %% ../nbs/08_metrics.ipynb #94437362
@@ -73,9 +74,9 @@ def ssim_map(x:torch.Tensor, # (N, C, H, W) images
             ) -> torch.Tensor: # (N, C, H-win_size+1, W-win_size+1)
     "SSIM with a uniform window and sample covariance at every position where the window fits inside the image."
     L = _positive(data_range, 'data_range')
-    if win_size < 3 or win_size % 2 == 0: raise ValueError(f"win_size must be odd and >= 3, got {win_size}")
+    if win_size < 3 or win_size % 2 == 0: raise UsageError(f"win_size must be odd and >= 3, got {win_size}")
     if x.ndim != 4 or x.shape != y.shape or min(x.shape[-2:]) < win_size:
-        raise ValueError(f"expected two (N, C, H, W) tensors of one shape with H, W >= {win_size}, got {tuple(x.shape)} and {tuple(y.shape)}")
+        raise UsageError(f"expected two (N, C, H, W) tensors of one shape with H, W >= {win_size}, got {tuple(x.shape)} and {tuple(y.shape)}")
     C = x.shape[1]
     stats = F.avg_pool2d(torch.cat([x, y, x * x, y * y, x * y], 1), win_size, stride=1)  # window means, no padding
     mx, my, mxx, myy, mxy = stats.split(C, 1)
@@ -107,7 +108,7 @@ def _settings(data_range, clip_range, ssim_data_range):
     L = _positive(data_range, 'data_range')
     Ls = L if ssim_data_range is None else _positive(ssim_data_range, 'ssim_data_range')
     lo, hi = (0., L) if clip_range is None else (float(clip_range[0]), float(clip_range[1]))
-    if not lo < hi: raise ValueError(f"clip_range must be (lo, hi) with lo < hi, got {clip_range!r}")
+    if not lo < hi: raise UsageError(f"clip_range must be (lo, hi) with lo < hi, got {clip_range!r}")
     return L, lo, hi, Ls
 
 # %% ../nbs/08_metrics.ipynb #31d2930e
@@ -143,16 +144,16 @@ class FrameSums:
     def __init__(self, **kw): self.kw, self.n, self.sums = kw, 0, None  # kw: settings that merged states must share
     def _add(self, sums, n): # sums: (T, len(keys)) over n samples
         if self.sums is not None and sums.shape != self.sums.shape:
-            raise ValueError(f"expected {self.sums.shape[0]} frames per sample, got {sums.shape[0]}")
+            raise UsageError(f"expected {self.sums.shape[0]} frames per sample, got {sums.shape[0]}")
         self.sums, self.n = (sums.clone() if self.sums is None else self.sums + sums), self.n + n
         return self
     def merge(self, other:'FrameSums'):
         "Add another accumulator's batches (same settings) into this one."
-        if other.kw != self.kw: raise ValueError(f"cannot merge accumulators with settings {self.kw} and {other.kw}")
+        if other.kw != self.kw: raise UsageError(f"cannot merge accumulators with settings {self.kw} and {other.kw}")
         return self if other.n == 0 else self._add(other.sums, other.n)
     def state(self) -> torch.Tensor:
         "The float64 CPU vector [n, sums (T*K)]: all_reduce it with SUM across ranks (on their device), then `load_state`."
-        if self.sums is None: raise ValueError("expected at least one update before state(), got none")
+        if self.sums is None: raise UsageError("expected at least one update before state(), got none")
         return torch.cat([torch.tensor([float(self.n)], dtype=torch.float64), self.sums.flatten()])
     def load_state(self, state):
         "Replace the sums and count by a (possibly all-reduced) `state()` vector."
@@ -173,7 +174,7 @@ class MetricAccumulator(FrameSums):
         return self._add(s.sum(0).cpu(), s.shape[0])
     def compute_per_frame(self) -> dict:
         "Metric vs horizon over everything seen: one (T,) array per key, like `per_frame_metrics`."
-        if self.n == 0: raise ValueError("expected at least one update before compute, got none")
+        if self.n == 0: raise UsageError("expected at least one update before compute, got none")
         m = (self.sums / self.n).numpy()
         return {k: m[:, i].copy() for i, k in enumerate(self.keys)}
     def compute(self) -> dict:

@@ -112,12 +112,12 @@ def in_shape_of(cfg:TrainConfig)->tuple:
 # %% ../nbs/09a_recipes.ipynb #b8ac8524
 def mmnist_data(cfg:TrainConfig)->tuple:
     "(train, valid) Moving MNIST for `cfg`: fresh training sequences every epoch; validation by `cfg.valid`."
-    T, _, H, _ = in_shape_of(cfg); kw, n_out = cfg.data_kw, cfg.n_future or T
+    T, _, H, _ = in_shape_of(cfg); kw, n_future = cfg.data_kw, cfg.n_future or T
     pool, root = kw.get('pool', 1), kw.get('root')  # generate at image_size, then average-pool (CPU scale)
-    common = dict(root=root, num_digits=kw.get('num_digits', 2), n_frames_input=T, n_frames_output=n_out,
+    common = dict(root=root, num_digits=kw.get('num_digits', 2), n_frames_input=T, n_future=n_future,
                   image_size=kw.get('image_size', H * pool))
     train = MovingMNIST(**common, length=kw.get('length', 10_000), seed=cfg.seed, split='train')
-    n_val, bench = kw.get('val_length'), (T, n_out, common['image_size'], common['num_digits']) == (10, 10, 64, 2)
+    n_val, bench = kw.get('val_length'), (T, n_future, common['image_size'], common['num_digits']) == (10, 10, 64, 2)
     if cfg.valid == 'heldout': valid = MovingMNIST(**common, length=n_val or 1000, seed=VALID_SEED, split='train')
     elif n_val is None and bench: valid = mmnist_test_set('auto', root)[0]  # the test set itself (OpenSTL)
     else: valid = MovingMNIST(**common, length=n_val or 1000, seed=STANDIN_SEED, split='test')  # the stand-in's first
@@ -127,9 +127,9 @@ def mmnist_data(cfg:TrainConfig)->tuple:
 def _mmnist_label(ds:MovingMNIST)->str:
     kind = {('test', STANDIN_SEED): 'standin', ('train', VALID_SEED): 'heldout'}.get((ds.split, ds.seed))
     if kind is None: return f'MovingMNIST(split={ds.split}, seed={ds.seed})'
-    shape = (ds.num_digits, ds.n_frames_input, ds.n_frames_output, ds.image_size)
+    shape = (ds.num_digits, ds.n_frames_input, ds.n_future, ds.image_size)
     base = kind if shape == (2, 10, 10, 64) else f'{kind}-{ds.image_size}px-{ds.num_digits}digits'
-    if shape[1:3] != (10, 10): base += f'-{ds.n_frames_input}to{ds.n_frames_output}'
+    if shape[1:3] != (10, 10): base += f'-{ds.n_frames_input}to{ds.n_future}'
     return base if len(ds) == 10_000 else f'{base}[:{len(ds)}]'
 
 def dataset_label(ds)->str:

@@ -79,7 +79,7 @@ def eval_dataset(in_shape:tuple, kind:str='auto', n:int|None=None, root=None, # 
     if (T, n_future, digits) == (10, 10, 2) and H * pool == 64: ds = mmnist_test_set(kind, root)[0]
     elif kind == 'standard':
         raise UsageError(f"the standard test file is 2 digits, 10->10 at 64x64; asked for {digits} digits, {T}->{n_future} at {H}x{W}")
-    else: ds = MovingMNIST(root, num_digits=digits, n_frames_input=T, n_frames_output=n_future, image_size=H * pool,
+    else: ds = MovingMNIST(root, num_digits=digits, n_frames_input=T, n_future=n_future, image_size=H * pool,
                            split='test', seed=STANDIN_SEED)  # generated like the stand-in
     if pool > 1: ds = Pooled(ds, pool)
     if n is not None and n < len(ds): ds = Subset(ds, range(n))

@@ -10,6 +10,7 @@ __all__ = ['SA_SPECS', 'SA_VARIANTS', 'decompose_kernel', 'space_to_batch', 'bat
 import torch
 from torch import nn
 import torch.nn.functional as F
+from .files import UsageError
 
 # %% ../nbs/03_sa.ipynb #5b5eece7
 def decompose_kernel(K:int=21, # the large kernel to imitate
@@ -40,7 +41,7 @@ def dilated_conv(conv:nn.Conv2d, # stride 1, dilation d in both directions, 'sam
     "`conv(x)` computed as the undilated conv on the d×d phases of x (space-to-batch)."
     (d, d2), (k, k2) = conv.dilation, conv.kernel_size
     if d != d2 or k != k2 or conv.stride != (1, 1) or conv.padding != (d * (k - 1) // 2,) * 2:
-        raise ValueError(f"expected a square stride-1 conv with 'same' padding, got dilation {conv.dilation}, "
+        raise UsageError(f"expected a square stride-1 conv with 'same' padding, got dilation {conv.dilation}, "
                          f"kernel {conv.kernel_size}, stride {conv.stride}, padding {conv.padding}")
     y = F.conv2d(space_to_batch(x, d), conv.weight, conv.bias, padding=k // 2, groups=conv.groups)
     return batch_to_space(y, d, x.shape[-2], x.shape[-1])
@@ -60,7 +61,7 @@ class SA(nn.Module):
                  variant:str='decomposed', # one of SA_VARIANTS
                  phases:bool=True): # without autograd, compute dilated convs on their phases (`dilated_conv`)
         super().__init__()
-        if variant not in SA_SPECS: raise ValueError(f"expected variant in {SA_VARIANTS}, got {variant!r}")
+        if variant not in SA_SPECS: raise UsageError(f"expected variant in {SA_VARIANTS}, got {variant!r}")
         self.variant, self.phases = variant, phases
         for name, (k, dil) in zip(('dw', 'dw_d'), SA_SPECS[variant]):  # 'same' padding dil*(k-1)/2: 2, 9 (3; 10)
             setattr(self, name, nn.Conv2d(dim, dim, k, padding=dil * (k - 1) // 2, dilation=dil, groups=dim))
@@ -75,7 +76,7 @@ class SA(nn.Module):
 # %% ../nbs/03_sa.ipynb #dc5a0a12
 def receptive_field(variant:str='decomposed')->int:
     "Side of SA's square footprint: 1 + sum(dilation·(k-1)) over its depth-wise convs (23, 11, 21)."
-    if variant not in SA_SPECS: raise ValueError(f"expected variant in {SA_VARIANTS}, got {variant!r}")
+    if variant not in SA_SPECS: raise UsageError(f"expected variant in {SA_VARIANTS}, got {variant!r}")
     return 1 + sum(dil * (k - 1) for k, dil in SA_SPECS[variant])
 
 # %% ../nbs/03_sa.ipynb #033399be
@@ -99,7 +100,7 @@ def conv_cost(c_in:int, c_out:int, k:int, groups:int=1,
 
 def sa_cost(dim:int, variant:str='decomposed', hw:tuple=(16, 16))->tuple:
     "(params, MACs) of `SA(dim, variant)` on an H×W map."
-    if variant not in SA_SPECS: raise ValueError(f"expected variant in {SA_VARIANTS}, got {variant!r}")
+    if variant not in SA_SPECS: raise UsageError(f"expected variant in {SA_VARIANTS}, got {variant!r}")
     costs = [conv_cost(dim, dim, k, groups=dim, hw=hw) for k, _ in SA_SPECS[variant]] + [conv_cost(dim, dim, 1, hw=hw)]
     return tuple(map(sum, zip(*costs)))
 

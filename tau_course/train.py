@@ -248,7 +248,7 @@ class EpochBatchSampler:
     def __init__(self, n:int, batch_size:int, shuffle:bool=True, seed:int=0, # samples; GLOBAL batch size (all ranks)
                  drop_last:bool=True, rank:int=0, world_size:int=1): # drop a last partial batch; this process's place
         if batch_size < 1 or batch_size % world_size:
-            raise ValueError(f"batch_size must be a positive multiple of world_size={world_size}, got {batch_size}")
+            raise UsageError(f"batch_size must be a positive multiple of world_size={world_size}, got {batch_size}")
         self.n, self.bs, self.shuffle, self.seed, self.drop_last = n, batch_size, shuffle, seed, drop_last
         self.rank, self.ws, self.epoch, self.skip = rank, world_size, 0, 0
     def set_epoch(self, epoch:int): self.epoch = epoch

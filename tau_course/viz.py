@@ -23,6 +23,7 @@ from .losses import ddr, frame_diffs
 from .train import Callback, format_record, in_notebook, is_main
 try: import ipywidgets as widgets
 except ImportError: widgets = None  # optional: only the widget builders need it (a dev requirement)
+from .files import UsageError
 
 # %% ../nbs/15_explorers.ipynb #1832d903
 def fig_png(fig:plt.Figure, # any matplotlib figure; it is closed afterwards
@@ -135,9 +136,9 @@ def frame_figure(context, # (T, C, H, W) or (T, H, W): the observed frames
                 )->plt.Figure:
     "Time step `t` of a forecast: context, target, prediction and |error| frames above the per-frame MSE curve."
     ctx, tgt, prd = as_frames(context), as_frames(target), as_frames(pred)  # (T, H, W) floats in [0, 1]
-    if prd.shape != tgt.shape: raise ValueError(f"pred and target must have the same shape, got {prd.shape} and {tgt.shape}")
+    if prd.shape != tgt.shape: raise UsageError(f"pred and target must have the same shape, got {prd.shape} and {tgt.shape}")
     T, n = len(ctx), len(tgt)
-    if not 0 <= t < T + n: raise ValueError(f"expected 0 <= t < {T + n} (context + future frames), got t={t}")
+    if not 0 <= t < T + n: raise UsageError(f"expected 0 <= t < {T + n} (context + future frames), got t={t}")
     mse = ((prd - tgt) ** 2).mean(axis=(1, 2))  # (n,) per future frame
     fig = plt.figure(figsize=(4 * size, size + 1.4))
     gs = fig.add_gridspec(2, 4, height_ratios=(size, 1.0), hspace=0.45)
@@ -160,7 +161,7 @@ def scrubber(model, # a T -> T frame predictor such as `TAU`
             ):
     "Frame scrubber over context, target, prediction and error: sliders for sequence, horizon and time step t."
     x0, y0 = ds[0]; T, n_max = len(x0), n_future or len(y0)
-    if not 1 <= n_max <= len(y0): raise ValueError(f"expected 1 <= n_future <= {len(y0)} (target frames in ds), got {n_future}")
+    if not 1 <= n_max <= len(y0): raise UsageError(f"expected 1 <= n_future <= {len(y0)} (target frames in ds), got {n_future}")
     @functools.lru_cache(maxsize=16)
     def forecast(seq:int):  # one roll-out per sequence, to the longest horizon
         x, y = ds[seq]; return x, y[:n_max], predict(model, x[None], n_max)[0]
@@ -258,7 +259,7 @@ def ddr_candidates(T:int=6, S:int=16, # frames; side of the square canvas (S >= 
                    c:float=0.1, # error size: every pixel is off by ±c, so both MSEs are c²
                    seed:int=0):
     "A square moving right (1, T, 1, S, S) and two predictions with equal MSE: 'steady' and 'jitter' error."
-    if S < T + 5: raise ValueError(f"expected S >= T + 5 so the square stays on the canvas, got S={S}, T={T}")
+    if S < T + 5: raise UsageError(f"expected S >= T + 5 so the square stays on the canvas, got S={S}, T={T}")
     g, target = torch.Generator().manual_seed(seed), torch.zeros(1, T, 1, S, S)
     for t in range(T): target[0, t, 0, S // 2 - 2:S // 2 + 2, 1 + t:5 + t] = 1.  # a 4x4 square, one pixel per frame
     err = c * (torch.randint(0, 2, (S * S,), generator=g) * 2. - 1)  # ±c per pixel

@@ -102,7 +102,7 @@ def test_kth_real_clip(tmp_path):
     assert frames.shape == (360, 120, 160) and frames.dtype == np.uint8 and frames.min() < 50 and frames.max() > 150
     kth.prepare(SAMPLE, root=tmp_path)
     train = kth.make_datasets(tmp_path, 'train')
-    assert len(train) == 12 and len(kth.make_datasets(tmp_path, 'train', aft=40)) == 7 and len(kth.make_datasets(tmp_path, 'test')) == 0
+    assert len(train) == 12 and len(kth.make_datasets(tmp_path, 'train', n_future=40)) == 7 and len(kth.make_datasets(tmp_path, 'test')) == 0
     x, y = train[0]
     assert x.shape == (10, 1, 128, 128) and y.shape == (20, 1, 128, 128) and x.dtype == torch.float32
     assert 0 <= x.min() < 0.2 and 0.6 < x.max() <= 1
@@ -190,6 +190,22 @@ def test_tampered_cache_is_refused(tmp_path):
     a = np.load(cache / 'X_test.npy'); a[0, 0, 0, 0, 0] = 0.5; np.save(cache / 'X_test.npy', a)  # same size, new content
     with pytest.raises(ChecksumError, match='X_test.npy: SHA-256 mismatch'):
         tb.make_datasets(tmp_path / 'data', 'test')
+
+
+def test_horizon_keyword(tmp_path):
+    "n_future is the horizon's keyword and attribute; the old aft= still works for one release, with a DeprecationWarning."
+    from tau_course.files import UsageError
+    kth = module('kth')
+    kth.prepare(SAMPLE, root=tmp_path)
+    new = kth.make_datasets(tmp_path, 'train', n_future=40)
+    with pytest.warns(DeprecationWarning, match='aft is deprecated; use n_future'):
+        old = kth.make_datasets(tmp_path, 'train', aft=40)
+    assert (old.n_future, old.aft, len(old)) == (new.n_future, new.aft, len(new)) == (40, 40, 7)
+    assert torch.equal(old[3][1], new[3][1])
+    with pytest.raises(UsageError, match='got both n_future=40 and aft=40'):
+        kth.make_datasets(tmp_path, 'train', n_future=40, aft=40)
+    with pytest.raises(UsageError, match="split must be 'train' or 'test'"):
+        kth.make_datasets(tmp_path, 'val')
 
 
 def test_hickle5_files_read():

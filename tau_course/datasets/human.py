@@ -15,7 +15,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
-from ..files import data_root, prepare_dir, check_manifest
+from ..files import data_root, prepare_dir, check_manifest, UsageError
+from ..data import horizon
 from ..recipes import TrainConfig, benchmark_data, register_data, register_recipe
 
 # %% ../../nbs/14_human.ipynb #8a715480
@@ -26,7 +27,7 @@ _FRAME = re.compile(r'^((S\d+)_.+\.\d+)_(\d+)\.jpe?g$', re.I)
 def parse_frame(name:str)->tuple[str, str, int]: # e.g. 'S1_Directions.54138969_001276.jpg'
     "(clip, subject, frame number) of a Human3.6M frame file name."
     m = _FRAME.match(Path(name).name)
-    if not m: raise ValueError(f"{name!r}: expected a Human3.6M frame name like 'S1_Directions.54138969_001276.jpg'")
+    if not m: raise UsageError(f"{name!r}: expected a Human3.6M frame name like 'S1_Directions.54138969_001276.jpg'")
     return m[1], m[2], int(m[3])
 
 def parse_list(path)->list: # a benchmark list: 'images/S1_Directions.54138969_,1276,1346' per line
@@ -36,7 +37,7 @@ def parse_list(path)->list: # a benchmark list: 'images/S1_Directions.54138969_,
         if not line.strip(): continue
         parts = line.strip().split(',')
         if len(parts) < 2 or not parts[1].strip().isdigit() or not parts[0].endswith('_'):
-            raise ValueError(f"{path}: line {k + 1}: expected 'images/<clip>_,<begin>,<end>', got {line!r}")
+            raise UsageError(f"{path}: line {k + 1}: expected 'images/<clip>_,<begin>,<end>', got {line!r}")
         out.append((Path(parts[0]).name[:-1], int(parts[1])))
     return out
 
@@ -46,8 +47,8 @@ def _load_rgb(path:Path)->np.ndarray:
     from PIL import Image
     try:
         im = Image.open(path); im.load()
-    except Exception as e: raise ValueError(f"{path}: not a readable JPEG (truncated or damaged? {e})") from e
-    if im.mode != 'RGB': raise ValueError(f"{path}: expected an RGB colour frame, got mode {im.mode!r} of size {im.size}")
+    except Exception as e: raise UsageError(f"{path}: not a readable JPEG (truncated or damaged? {e})") from e
+    if im.mode != 'RGB': raise UsageError(f"{path}: expected an RGB colour frame, got mode {im.mode!r} of size {im.size}")
     return np.array(im)
 
 def _frame_jpeg(path:Path, size:int=256)->bytes: # a Human3.6M frame; output side
@@ -96,7 +97,7 @@ def _find_frames(src:Path, keep_every:int)->dict: # folder with the frames (any 
     if not clips: raise FileNotFoundError(f"{src}: no Human3.6M frames (e.g. images/S1_Directions.54138969_000001.jpg) found")
     for clip, frames in clips.items():
         frames.sort()
-        if dup := [str(p) for (n, p), (m, _) in zip(frames[1:], frames) if n == m]: raise ValueError(f"{src}: frame(s) found twice: {dup[:3]}")
+        if dup := [str(p) for (n, p), (m, _) in zip(frames[1:], frames) if n == m]: raise UsageError(f"{src}: frame(s) found twice: {dup[:3]}")
     return clips
 
 # %% ../../nbs/14_human.ipynb #9485035b
@@ -145,7 +146,7 @@ def check_windows(wins:list, idx:dict, length:int, step:int, where)->list: # [(c
     for c, b in wins:
         need = b + step * np.arange(length)
         if c not in idx or not np.isin(need, idx[c][:, 0]).all():
-            raise ValueError(f"{where}: window {c} from frame {b} (step {step}) needs frames {need.tolist()}, not all in the "
+            raise UsageError(f"{where}: window {c} from frame {b} (step {step}) needs frames {need.tolist()}, not all in the "
                              f"cache ({len(idx)} clips); prepare {NAME} with these frames, and a keep_every that divides the step")
     return wins
 
@@ -171,28 +172,29 @@ def protocol_windows(folder:Path, idx:dict, split:str, protocol:str, length:int,
 
 # %% ../../nbs/14_human.ipynb #c932cd15
 class Human36M(Dataset):
-    "Human3.6M windows of pre + aft frames, one every `step`: x (pre, 3, S, S), y (aft, 3, S, S) float32 in [0, 1]."
-    def __init__(self, root=None, split:str='train', pre:int=4, aft:int=4, # data folder; 'train' or 'test'; frames in/out
+    "Human3.6M windows of pre + n_future frames, one every `step`: x (pre, 3, S, S), y (n_future, 3, S, S) float32 in [0, 1]."
+    def __init__(self, root=None, split:str='train', pre:int=4, n_future:int|None=None, # data folder; 'train' or 'test'; frames in; to predict (None: 4)
                  step:int=5, image_size:int=256, protocol:str='auto', # frame step; side; 'lists', 'subjects' or 'auto'
-                 augment:bool|None=None, seed:int=0): # the reference's augmentation (default: for 'train'); its seed
-        if split not in SUBJECTS: raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-        if protocol not in ('auto', 'lists', 'subjects'): raise ValueError(f"protocol must be 'auto', 'lists' or 'subjects', got {protocol!r}")
+                 augment:bool|None=None, seed:int=0, *, aft:int|None=None): # augmentation (default: for 'train'); its seed; deprecated n_future
+        if split not in SUBJECTS: raise UsageError(f"split must be 'train' or 'test', got {split!r}")
+        if protocol not in ('auto', 'lists', 'subjects'): raise UsageError(f"protocol must be 'auto', 'lists' or 'subjects', got {protocol!r}")
         self.manifest, self.folder = check_manifest(NAME, root), data_root(root)/NAME
-        self.split, self.pre, self.aft, self.step, self.size, self.seed = split, pre, aft, step, image_size, seed
+        self.split, self.pre, self.n_future, self.step, self.size, self.seed = split, pre, horizon(n_future, aft, 'aft', 4), step, image_size, seed
         self.augment = split == 'train' if augment is None else augment
         self.idx = read_index(self.folder)
-        self.protocol, self.windows = protocol_windows(self.folder, self.idx, split, protocol, pre + aft, step)
+        self.protocol, self.windows = protocol_windows(self.folder, self.idx, split, protocol, pre + self.n_future, step)
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()  # seen by persistent workers
+    aft = property(lambda self: self.n_future, doc='The deprecated name of `n_future`, read-only (kept for one release).')
     def set_epoch(self, epoch:int): self._epoch.fill_(int(epoch))
     def __len__(self): return len(self.windows)
     def __getitem__(self, i):
         clip, begin = self.windows[i]
-        f = np.stack([read_frame(self.folder, clip, self.idx[clip], begin + k * self.step) for k in range(self.pre + self.aft)])
+        f = np.stack([read_frame(self.folder, clip, self.idx[clip], begin + k * self.step) for k in range(self.pre + self.n_future)])
         f = torch.from_numpy(f).permute(0, 3, 1, 2).float()                   # (T, H, W, 3) -> (T, 3, H, W), 0..255
         if self.augment: f = _augment(f, np.random.default_rng([self.seed, int(self._epoch), i]), self.size)
         elif f.shape[-1] != self.size: f = _bicubic(f, self.size)            # the reference: cv2 INTER_CUBIC if the size differs
         return f[:self.pre] / 255, f[self.pre:] / 255
-    def __repr__(self): return (f"Human36M(split={self.split!r}, protocol={self.protocol!r}, {len(self)} windows {self.pre}->{self.aft} "
+    def __repr__(self): return (f"Human36M(split={self.split!r}, protocol={self.protocol!r}, {len(self)} windows {self.pre}->{self.n_future} "
                                 f"every {self.step} frames at {self.size}, augment={self.augment})")
 
 # %% ../../nbs/14_human.ipynb #d4df06a5

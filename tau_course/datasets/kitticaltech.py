@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 import matplotlib.pyplot as plt
-from ..files import data_root, prepare_dir, check_manifest, atomic_path, atomic_write
+from ..files import data_root, prepare_dir, check_manifest, atomic_path, atomic_write, UsageError
+from ..data import horizon
 from ..recipes import TrainConfig, benchmark_data, register_data, register_recipe
 
 # %% ../../nbs/13_kitticaltech.ipynb #ad3e2844
@@ -33,7 +34,7 @@ def _hkl_item(f, d):
 def _hkl_node(path:Path, f):
     "The object node of a hickle file: /data_0 (hickle 2) or /data (hickle 3-5)."
     node = f.get('data_0', f.get('data'))
-    if node is None: raise ValueError(f"{path}: not a hickle file: expected /data_0 (hickle 2) or /data (hickle 3-5), found {list(f)}")
+    if node is None: raise UsageError(f"{path}: not a hickle file: expected /data_0 (hickle 2) or /data (hickle 3-5), found {list(f)}")
     return node
 
 # %% ../../nbs/13_kitticaltech.ipynb #acc6f3cd
@@ -48,8 +49,8 @@ def read_hkl(path)->np.ndarray|list: # a .hkl file holding one numpy array or on
                 items = sorted(node.values(), key=lambda d: int(d.attrs.get('item_index', re.sub(r'\D', '', d.name.split('/')[-1]) or 0)))
                 return [_hkl_item(f, d) for d in items]
             a = node[()]
-    except ValueError: raise
-    except Exception as e: raise ValueError(f"{path}: not a readable HDF5/hickle file (truncated or corrupt? {type(e).__name__}: {e})") from e
+    except UsageError: raise
+    except Exception as e: raise UsageError(f"{path}: not a readable HDF5/hickle file (truncated or corrupt? {type(e).__name__}: {e})") from e
     return [s.decode() for s in a.tolist()] if a.dtype.kind == 'S' else a  # hickle 2 list of str: fixed-length bytes
 
 # %% ../../nbs/13_kitticaltech.ipynb #b309bd4c
@@ -68,10 +69,10 @@ _SEQ_FIELDS = ('width', 'height', 'bit_depth', 'bit_depth_real', 'image_size', '
 
 def seq_header(buf:bytes, path='<bytes>')->dict: # at least the first 1024 bytes of a .seq file; its name for errors
     "The fields of a Norpix .seq header (see the table above)."
-    if len(buf) < 1024: raise ValueError(f"{path}: truncated .seq file: {len(buf)} bytes, shorter than the 1024-byte header")
+    if len(buf) < 1024: raise UsageError(f"{path}: truncated .seq file: {len(buf)} bytes, shorter than the 1024-byte header")
     magic, name = struct.unpack_from('<I', buf)[0], buf[4:24].decode('utf-16-le', 'replace')
     if magic != 0xFEED or not name.startswith('Norpix seq'):
-        raise ValueError(f"{path}: not a Norpix .seq file; expected magic 0xFEED and 'Norpix seq', got {magic:#x} {name!r}")
+        raise UsageError(f"{path}: not a Norpix .seq file; expected magic 0xFEED and 'Norpix seq', got {magic:#x} {name!r}")
     h = dict(zip(_SEQ_FIELDS, struct.unpack_from('<9I', buf, 548)))
     return dict(h, version=struct.unpack_from('<i', buf, 28)[0], fps=struct.unpack_from('<d', buf, 584)[0])
 
@@ -81,17 +82,17 @@ def read_seq(path)->tuple[dict, list]: # a Norpix .seq file with JPEG frames
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"{path}: not found")
     buf = path.read_bytes(); h = seq_header(buf, path)
-    if h['image_format'] not in (102, 201): raise ValueError(f"{path}: expected JPEG frames (image format 102 or 201), got {h['image_format']}")
+    if h['image_format'] not in (102, 201): raise UsageError(f"{path}: expected JPEG frames (image format 102 or 201), got {h['image_format']}")
     frames, pos = [], 1024
     for i in range(h['frames']):
         if pos < 0 or pos + 4 > len(buf): break
         size = struct.unpack_from('<I', buf, pos)[0]; jpg = buf[pos + 4 : pos + size]
         if len(jpg) != size - 4 or jpg[:2] != b'\xff\xd8' or jpg[-2:] != b'\xff\xd9':
-            raise ValueError(f"{path}: truncated or damaged .seq: frame {i} at byte {pos:,} is not a complete JPEG")
+            raise UsageError(f"{path}: truncated or damaged .seq: frame {i} at byte {pos:,} is not a complete JPEG")
         frames.append(jpg)
         nxt = buf.find(b'\xff\xd8\xff', pos + size); pos = nxt - 4 if nxt >= 0 else len(buf)
     if len(frames) != h['frames']:
-        raise ValueError(f"{path}: truncated .seq: the header says {h['frames']} frames, the file holds {len(frames)}")
+        raise UsageError(f"{path}: truncated .seq: the header says {h['frames']} frames, the file holds {len(frames)}")
     return h, frames
 
 # %% ../../nbs/13_kitticaltech.ipynb #86643d99
@@ -173,14 +174,14 @@ def _copy_kitti(x_path:Path, s_path:Path, tmp:Path, split:str)->int:
         with h5py.File(x_path, 'r') as f:
             X = _hkl_node(x_path, f)
             if not isinstance(X, h5py.Dataset) or X.ndim != 4 or X.shape[1:] != (*HW, 3) or X.dtype != np.uint8:
-                raise ValueError(f"{x_path}: expected uint8 frames (N, 128, 160, 3), got {getattr(X, 'dtype', '?')} {getattr(X, 'shape', X)}")
+                raise UsageError(f"{x_path}: expected uint8 frames (N, 128, 160, 3), got {getattr(X, 'dtype', '?')} {getattr(X, 'shape', X)}")
             if not isinstance(sources, list) or len(sources) != len(X):
-                raise ValueError(f"{s_path}: expected one source name per frame of {x_path.name} ({len(X)}), got {len(sources)}")
+                raise UsageError(f"{s_path}: expected one source name per frame of {x_path.name} ({len(X)}), got {len(sources)}")
             out = np.lib.format.open_memmap(tmp/f'kitti_{split}.npy', 'w+', np.uint8, X.shape)
             for i in range(0, len(X), 512): out[i : i + 512] = X[i : i + 512]
             out.flush(); del out
-    except ValueError: raise
-    except Exception as e: raise ValueError(f"{x_path}: not a readable HDF5/hickle file (truncated or corrupt? {type(e).__name__}: {e})") from e
+    except UsageError: raise
+    except Exception as e: raise UsageError(f"{x_path}: not a readable HDF5/hickle file (truncated or corrupt? {type(e).__name__}: {e})") from e
     (tmp/f'kitti_{split}_sources.json').write_text(json.dumps(sources))
     return len(sources)
 
@@ -211,12 +212,16 @@ def prepare(src, root=None)->Path: # folder with PredNet's kitti_hkl files and C
 
 # %% ../../nbs/13_kitticaltech.ipynb #b76d5e1b
 class FrameWindows(Dataset):
-    "Windows of pre + aft frames within one source of a cached (N, H, W, 3) uint8 array: x, y float32 (T, 3, H, W) in [0, 1]."
-    def __init__(self, folder:Path, stem:str, pre:int=10, aft:int=1, bgr:bool=False): # cache; 'kitti_train' etc.; frames in/out; flip to BGR
-        if min(pre, aft) < 1: raise ValueError(f"pre and aft must be >= 1, got {pre}, {aft}")
-        self.path, self.pre, self.aft, self.bgr, self._frames = Path(folder)/f'{stem}.npy', pre, aft, bgr, None
+    "Windows of pre + n_future frames within one source of a cached (N, H, W, 3) uint8 array: x, y float32 (T, 3, H, W) in [0, 1]."
+    def __init__(self, folder:Path, stem:str, # cache; 'kitti_train' etc.
+                 pre:int=10, n_future:int|None=None, bgr:bool=False, # frames in; frames to predict (None: 1); flip to BGR
+                 *, aft:int|None=None): # deprecated name of n_future
+        n_future = horizon(n_future, aft, 'aft', 1)
+        if min(pre, n_future) < 1: raise UsageError(f"pre and n_future must be >= 1, got {pre}, {n_future}")
+        self.path, self.pre, self.n_future, self.bgr, self._frames = Path(folder)/f'{stem}.npy', pre, n_future, bgr, None
         sources = json.loads((Path(folder)/f'{stem}_sources.json').read_text())
-        self.starts = np.array(source_windows(sources, pre + aft), dtype=np.int64)
+        self.starts = np.array(source_windows(sources, pre + n_future), dtype=np.int64)
+    aft = property(lambda self: self.n_future, doc='The deprecated name of `n_future`, read-only (kept for one release).')
     @property
     def frames(self):
         if self._frames is None: self._frames = np.load(self.path, mmap_mode='r')
@@ -225,22 +230,24 @@ class FrameWindows(Dataset):
     def set_epoch(self, epoch:int): pass  # nothing random
     def __len__(self): return len(self.starts)
     def __getitem__(self, i):
-        s = self.starts[i]; f = torch.from_numpy(np.array(self.frames[s : s + self.pre + self.aft]))  # (T, H, W, 3) uint8
+        s = self.starts[i]; f = torch.from_numpy(np.array(self.frames[s : s + self.pre + self.n_future]))  # (T, H, W, 3) uint8
         f = f.permute(0, 3, 1, 2).float() / 255                                                   # (T, 3, H, W) in [0, 1]
         if self.bgr: f = f.flip(1)
         return f[:self.pre], f[self.pre:]
-    def __repr__(self): return f"FrameWindows({self.path.name}, {len(self)} windows {self.pre}->{self.aft}{', BGR' if self.bgr else ''})"
+    def __repr__(self): return f"FrameWindows({self.path.name}, {len(self)} windows {self.pre}->{self.n_future}{', BGR' if self.bgr else ''})"
 
 # %% ../../nbs/13_kitticaltech.ipynb #6f3d67c6
 SPLITS = {'train': 'kitti_train', 'val': 'kitti_val', 'test': 'caltech_test'}
 
 def make_datasets(root=None, split:str='train', # data folder; 'train' (KITTI), 'val' (KITTI val) or 'test' (Caltech)
-                  pre:int=10, aft:int=1, reference_bgr:bool=False)->FrameWindows: # frames in/out; BGR frames like the reference's Caltech
+                  pre:int=10, n_future:int|None=None, reference_bgr:bool=False, # frames in; to predict (None: 1); BGR like the reference's Caltech
+                  *, aft:int|None=None)->FrameWindows: # deprecated name of n_future
     "The KITTI -> Caltech dataset of `split` (the interface every dataset module exports)."
-    if split not in SPLITS: raise ValueError(f"split must be one of {tuple(SPLITS)}, got {split!r}")
+    n_future = horizon(n_future, aft, 'aft', 1)
+    if split not in SPLITS: raise UsageError(f"split must be one of {tuple(SPLITS)}, got {split!r}")
     m, folder = check_manifest(NAME, root), data_root(root)/NAME
     if f'{SPLITS[split]}.npy' not in m['files']: raise FileNotFoundError(f"{folder}: no {SPLITS[split]}.npy; prepare {NAME} with X_val.hkl to get 'val'")
-    return FrameWindows(folder, SPLITS[split], pre, aft, bgr=reference_bgr and split == 'test')
+    return FrameWindows(folder, SPLITS[split], pre, n_future, bgr=reference_bgr and split == 'test')
 
 # %% ../../nbs/13_kitticaltech.ipynb #911f03cd
 def show_rgb(rows:dict, # name -> RGB frames (T, 3, H, W) float in [0, 1], or uint8 (T, H, W, 3)
@@ -249,7 +256,7 @@ def show_rgb(rows:dict, # name -> RGB frames (T, 3, H, W) float in [0, 1], or ui
     def rgb(v):
         a = v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)
         if a.ndim == 4 and a.shape[1] == 3: a = a.transpose(0, 2, 3, 1)  # (T, 3, H, W) -> (T, H, W, 3)
-        if a.ndim != 4 or a.shape[-1] != 3: raise ValueError(f"expected RGB frames (T, 3, H, W) or (T, H, W, 3), got {a.shape}")
+        if a.ndim != 4 or a.shape[-1] != 3: raise UsageError(f"expected RGB frames (T, 3, H, W) or (T, H, W, 3), got {a.shape}")
         return np.clip(a / 255 if a.dtype == np.uint8 else a, 0, 1)
     rows = {k: rgb(v) for k, v in rows.items()}
     (H, W), n = next(iter(rows.values())).shape[1:3], max(len(v) for v in rows.values())

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
-from ..files import data_root, prepare_dir, check_manifest, check_sha256, sha256_file
-from ..data import show_grid
+from ..files import data_root, prepare_dir, check_manifest, check_sha256, sha256_file, UsageError
+from ..data import show_grid, horizon
 from ..recipes import TrainConfig, benchmark_data, register_data, register_recipe
 
 # %% ../../nbs/12_kth.ipynb #b1859c40
@@ -25,12 +25,12 @@ def avi_info(path)->dict: # an .avi file
     if not path.is_file(): raise FileNotFoundError(f"{path}: not found")
     with open(path, 'rb') as f: head = f.read(1 << 16)
     if len(head) < 12 or head[:4] != b'RIFF' or head[8:12] != b'AVI ':
-        raise ValueError(f"{path}: not an AVI file; expected 'RIFF....AVI ', got {head[:12]!r}")
+        raise UsageError(f"{path}: not an AVI file; expected 'RIFF....AVI ', got {head[:12]!r}")
     i = head.find(b'avih')
-    if i < 0 or len(head) < i + 48: raise ValueError(f"{path}: truncated or damaged AVI header (no complete 'avih' chunk)")
+    if i < 0 or len(head) < i + 48: raise UsageError(f"{path}: truncated or damaged AVI header (no complete 'avih' chunk)")
     frames, width, height = (struct.unpack_from('<I', head, i + 8 + k)[0] for k in (16, 32, 36))
     riff, size = struct.unpack_from('<I', head, 4)[0] + 8, path.stat().st_size
-    if size < riff: raise ValueError(f"{path}: truncated video: the RIFF header says {riff:,} bytes, the file has {size:,}")
+    if size < riff: raise UsageError(f"{path}: truncated video: the RIFF header says {riff:,} bytes, the file has {size:,}")
     return dict(frames=frames, width=width, height=height)
 
 # %% ../../nbs/12_kth.ipynb #93c0ddf6
@@ -46,16 +46,16 @@ def read_avi(path, hw:tuple=KTH_HW)->np.ndarray: # an .avi clip; expected (H, W)
     path, info, cv2 = Path(path), avi_info(path), _cv2()
     cap, frames = cv2.VideoCapture(str(path)), []
     try:
-        if not cap.isOpened(): raise ValueError(f"{path}: OpenCV could not open the video (damaged, or not a video)")
+        if not cap.isOpened(): raise UsageError(f"{path}: OpenCV could not open the video (damaged, or not a video)")
         while True:
             ok, frame = cap.read()
             if not ok: break
             frames.append(frame[..., 2] if frame.ndim == 3 else frame)  # BGR -> R, as channel 0 of an RGB image
     finally: cap.release()
     if len(frames) != info['frames']:
-        raise ValueError(f"{path}: truncated or damaged video: the AVI header says {info['frames']} frames, decoded {len(frames)}")
+        raise UsageError(f"{path}: truncated or damaged video: the AVI header says {info['frames']} frames, decoded {len(frames)}")
     a = np.stack(frames)
-    if a.shape[1:] != tuple(hw): raise ValueError(f"{path}: expected {hw[1]}x{hw[0]} (WxH) frames, got {a.shape[2]}x{a.shape[1]}")
+    if a.shape[1:] != tuple(hw): raise UsageError(f"{path}: expected {hw[1]}x{hw[0]} (WxH) frames, got {a.shape[2]}x{a.shape[1]}")
     return a
 
 # %% ../../nbs/12_kth.ipynb #bcf03dda
@@ -68,7 +68,7 @@ def parse_clip(name:str)->tuple[int, str, str]: # e.g. 'person01_boxing_d1_uncom
     "(person, action, scenario) of a KTH clip name."
     m = _CLIP.match(Path(name).name.removesuffix('.avi'))
     if not m or m[2] not in ACTIONS:
-        raise ValueError(f"{name!r}: expected a KTH clip name like 'person01_boxing_d1_uncomp.avi' with an action in {ACTIONS}")
+        raise UsageError(f"{name!r}: expected a KTH clip name like 'person01_boxing_d1_uncomp.avi' with an action in {ACTIONS}")
     return int(m[1]), m[2], m[3]
 
 # %% ../../nbs/12_kth.ipynb #06ef0e43
@@ -110,7 +110,7 @@ def _read_image_dir(d:Path)->list: # folder of image_0001.<ext> frames
     runs, frames, first = [], [], None
     for k, (num, p) in enumerate(files):
         try: a = np.asarray(Image.open(p))
-        except Exception as e: raise ValueError(f"{p}: not a readable image ({e})") from e
+        except Exception as e: raise UsageError(f"{p}: not a readable image ({e})") from e
         if k and num != files[k - 1][0] + 1: runs.append((first, np.stack(frames))); frames = []  # a gap ends a run
         if not frames: first = num
         frames.append(a[..., 0] if a.ndim == 3 else a)
@@ -125,13 +125,13 @@ def _kth_sources(src:Path, tmp:Path)->list:
     for z in [p for p in files if p.suffix.lower() == '.zip']:
         try:
             with zipfile.ZipFile(z) as zf: zf.extractall(tmp/z.stem, [n for n in zf.namelist() if n.lower().endswith('.avi')])
-        except zipfile.BadZipFile as e: raise ValueError(f"{z}: not a readable zip file (truncated or corrupt? {e})") from e
+        except zipfile.BadZipFile as e: raise UsageError(f"{z}: not a readable zip file (truncated or corrupt? {e})") from e
         files += sorted(p for p in (tmp/z.stem).rglob('*') if p.is_file())
     found = [(p.stem, p) for p in files if p.suffix.lower() == '.avi']
     found += [(d.name, d) for d in sorted({p.parent for p in files if _IMAGE.match(p.name)})]
     if not found: raise FileNotFoundError(f"{src}: no KTH .avi files, zips of them or image_XXXX folders found")
     names = [n.removesuffix('_uncomp') for n, _ in found]
-    if dup := sorted({n for n in names if names.count(n) > 1}): raise ValueError(f"{src}: clip(s) found twice: {dup[:5]}")
+    if dup := sorted({n for n in names if names.count(n) > 1}): raise UsageError(f"{src}: clip(s) found twice: {dup[:5]}")
     return found
 
 # %% ../../nbs/12_kth.ipynb #fc739741
@@ -147,7 +147,7 @@ def prepare(src, root=None)->Path: # KTH .avi files / action zips / extracted-im
         clips, row = [], 0
         for name, path, (person, action, scenario), n in plan:
             for first, frames in ([(1, read_avi(path))] if path.is_file() else _read_image_dir(path)):
-                if frames.shape[1:] != KTH_HW: raise ValueError(f"{path}: expected 160x120 frames, got {frames.shape[2]}x{frames.shape[1]}")
+                if frames.shape[1:] != KTH_HW: raise UsageError(f"{path}: expected 160x120 frames, got {frames.shape[2]}x{frames.shape[1]}")
                 clips.append(dict(name=name, person=person, action=action, scenario=scenario, first_frame=first, start=row, length=len(frames)))
                 out[row : row + len(frames)] = frames; row += len(frames)
         out.flush(); del out
@@ -164,16 +164,19 @@ def resize_frames(frames, size:int=128)->torch.Tensor: # uint8 (T, H, W); output
 
 # %% ../../nbs/12_kth.ipynb #a7657f6f
 class KTH(Dataset):
-    "KTH windows from the prepared cache: x (pre, 1, S, S), y (aft, 1, S, S) float32 in [0, 1]."
+    "KTH windows from the prepared cache: x (pre, 1, S, S), y (n_future, 1, S, S) float32 in [0, 1]."
     def __init__(self, root=None, split:str='train', # data folder; 'train' (persons 1-16) or 'test' (17-25)
-                 pre:int=10, aft:int=20, image_size:int=128): # frames in, frames out (20 or 40); output side
-        if split not in PERSONS: raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-        if min(pre, aft, image_size) < 1: raise ValueError(f"pre, aft and image_size must be >= 1, got {pre}, {aft}, {image_size}")
+                 pre:int=10, n_future:int|None=None, image_size:int=128, # frames in; frames to predict (None: 20; or 40); side
+                 *, aft:int|None=None): # deprecated name of n_future
+        n_future = horizon(n_future, aft, 'aft', 20)
+        if split not in PERSONS: raise UsageError(f"split must be 'train' or 'test', got {split!r}")
+        if min(pre, n_future, image_size) < 1: raise UsageError(f"pre, n_future and image_size must be >= 1, got {pre}, {n_future}, {image_size}")
         self.manifest, self.folder = check_manifest(NAME, root), data_root(root)/NAME
-        self.split, self.pre, self.aft, self.image_size, self._frames = split, pre, aft, image_size, None
+        self.split, self.pre, self.n_future, self.image_size, self._frames = split, pre, n_future, image_size, None
         clips = json.loads((self.folder/'clips.json').read_text())
         self.starts = np.array([c['start'] + s for c in clips if c['person'] in PERSONS[split]
-                                for s in kth_windows(c['length'], pre + aft, c['action'])], dtype=np.int64)
+                                for s in kth_windows(c['length'], pre + n_future, c['action'])], dtype=np.int64)
+    aft = property(lambda self: self.n_future, doc='The deprecated name of `n_future`, read-only (kept for one release).')
     @property
     def frames(self):
         if self._frames is None: self._frames = np.load(self.folder/'frames.npy', mmap_mode='r')
@@ -182,12 +185,12 @@ class KTH(Dataset):
     def set_epoch(self, epoch:int): pass  # nothing random
     def __len__(self): return len(self.starts)
     def __getitem__(self, i):
-        s = self.starts[i]; f = resize_frames(self.frames[s : s + self.pre + self.aft], self.image_size)
+        s = self.starts[i]; f = resize_frames(self.frames[s : s + self.pre + self.n_future], self.image_size)
         return f[:self.pre], f[self.pre:]
-    def __repr__(self): return f"KTH(split={self.split!r}, {len(self)} windows {self.pre}->{self.aft} at {self.image_size}x{self.image_size})"
+    def __repr__(self): return f"KTH(split={self.split!r}, {len(self)} windows {self.pre}->{self.n_future} at {self.image_size}x{self.image_size})"
 
 # %% ../../nbs/12_kth.ipynb #dddcbd99
-def make_datasets(root=None, split:str='train', **kw)->KTH: # data folder; 'train' or 'test'; pre, aft, image_size
+def make_datasets(root=None, split:str='train', **kw)->KTH: # data folder; 'train' or 'test'; pre, n_future, image_size
     "The KTH dataset of `split` (the interface every dataset module exports)."
     return KTH(root, split, **kw)
 
@@ -196,5 +199,5 @@ MODEL = 'kth'  # name in tau_course.model.CONFIGS
 RECIPE = register_recipe(NAME, TrainConfig(NAME, MODEL, epochs=100, batch_size=16, lr=1e-3, sched='onecycle', alpha=0.1,
                                              n_future=20))  # REFERENCE.md §5
 RECIPE_40 = register_recipe('kth40', TrainConfig(NAME, MODEL, epochs=100, batch_size=16, lr=1e-3, alpha=0.1, n_future=40,
-                                                 data_kw=dict(aft=40)))  # OpenSTL's 'kth40': 10 -> 40 on 50-frame windows
+                                                 data_kw=dict(n_future=40)))  # OpenSTL's 'kth40': 10 -> 40 on 50-frame windows
 register_data(NAME, benchmark_data(make_datasets))  # validation held out from train; valid='test' for OpenSTL's protocol

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 from .. import files  # files.prepare_dir, files.check_manifest: this module's own names for them are shims
-from ..files import data_root, sha256_file, atomic_path, moved_names
+from ..files import data_root, sha256_file, atomic_path, moved_names, UsageError
 from ..data import show_grid
 from ..recipes import TrainConfig, benchmark_data, register_data, register_recipe
 
@@ -62,15 +62,15 @@ def read_taxibj(path)->dict: # a dataset.npz
         with np.load(path, allow_pickle=False) as z:
             missing = [k for k in KEYS if k not in z.files]
             arrays = {} if missing else {k: z[k] for k in KEYS}
-    except Exception as e: raise ValueError(f"{path}: not a readable .npz file (truncated or corrupt? {type(e).__name__}: {e})") from e
-    if missing: raise ValueError(f"{path}: expected arrays {list(KEYS)}, missing {missing}")
+    except Exception as e: raise UsageError(f"{path}: not a readable .npz file (truncated or corrupt? {type(e).__name__}: {e})") from e
+    if missing: raise UsageError(f"{path}: expected arrays {list(KEYS)}, missing {missing}")
     for k, a in arrays.items():
-        if a.ndim != 5 or a.shape[1:] != SHAPE: raise ValueError(f"{path}: {k}: expected shape (N, 4, 2, 32, 32), got {a.shape}")
+        if a.ndim != 5 or a.shape[1:] != SHAPE: raise UsageError(f"{path}: {k}: expected shape (N, 4, 2, 32, 32), got {a.shape}")
         if not np.issubdtype(a.dtype, np.floating) or not np.isfinite(a).all() or a.min() < -1 - 1e-6 or a.max() > 1 + 1e-6:
-            raise ValueError(f"{path}: {k}: expected finite float flows in [-1, 1], got {a.dtype} in [{a.min()}, {a.max()}]")
+            raise UsageError(f"{path}: {k}: expected finite float flows in [-1, 1], got {a.dtype} in [{a.min()}, {a.max()}]")
     for s in ('train', 'test'):
         if len(arrays[f'X_{s}']) != len(arrays[f'Y_{s}']):
-            raise ValueError(f"{path}: X_{s} and Y_{s} differ in length: {len(arrays[f'X_{s}'])} vs {len(arrays[f'Y_{s}'])}")
+            raise UsageError(f"{path}: X_{s} and Y_{s} differ in length: {len(arrays[f'X_{s}'])} vs {len(arrays[f'Y_{s}'])}")
     return arrays
 
 # %% ../../nbs/11_taxibj.ipynb #c217d2a3
@@ -87,7 +87,7 @@ def _find_npz(src:Path, tmp:Path)->Path:
             names = [n for n in z.namelist() if n.endswith('dataset.npz')]
             if not names: raise FileNotFoundError(f"{src}: the zip holds no dataset.npz")
             return Path(z.extract(names[0], tmp))
-    except zipfile.BadZipFile as e: raise ValueError(f"{src}: not a readable zip file (truncated or corrupt? {e})") from e
+    except zipfile.BadZipFile as e: raise UsageError(f"{src}: not a readable zip file (truncated or corrupt? {e})") from e
 
 # %% ../../nbs/11_taxibj.ipynb #4722f6bd
 def prepare(src, root=None)->Path: # taxibj_dataset.zip, dataset.npz or a folder holding it; data folder
@@ -104,11 +104,12 @@ def prepare(src, root=None)->Path: # taxibj_dataset.zip, dataset.npz or a folder
 # %% ../../nbs/11_taxibj.ipynb #fc54c043
 class TaxiBJ(Dataset):
     "TaxiBJ 4->4 windows from the prepared cache: x, y float32 (4, 2, 32, 32) in [0, 1] = (flow + 1) / 2."
+    pre, n_future = 4, 4  # frames in, frames to predict: fixed by the benchmark's files
     def __init__(self, root=None, split:str='train'): # data folder; 'train' or 'test' (the reference also validates on 'test')
-        if split not in ('train', 'test'): raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        if split not in ('train', 'test'): raise UsageError(f"split must be 'train' or 'test', got {split!r}")
         self.manifest, self.folder, self.split = files.check_manifest(NAME, root), data_root(root)/NAME, split
         self._x = self._y = None
-        if len(self.X) != len(self.Y): raise ValueError(f"{self.folder}: X_{split} and Y_{split} differ in length")
+        if len(self.X) != len(self.Y): raise UsageError(f"{self.folder}: X_{split} and Y_{split} differ in length")
     @property
     def X(self):
         if self._x is None: self._x = np.load(self.folder/f'X_{self.split}.npy', mmap_mode='r')
