@@ -29,8 +29,9 @@ def _key_value(s:str)->tuple:
 # %% ../nbs/10_cli.ipynb #944c9844
 def recipe_from_args(a):
     "The TrainConfig of `a.config` with the command line's overrides, checked (`UsageError` names the flag)."
-    over = {k: v for k, v in dict(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, amp=a.amp, seed=a.seed,
+    over = {k: v for k, v in dict(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed,
                                  n_future=a.n_future, alpha=a.alpha, valid=a.valid).items() if v is not None}
+    over['amp'] = runner.resolve_amp(a.amp)  # 'auto': bf16 where the hardware has it (chapter 09b)
     try: cfg = get_recipe(a.config, **over)
     except UsageError as e: raise UsageError(str(e).replace('unknown recipe', 'unknown config')) from None
     data = {k: v for k, v in dict(length=a.length, val_length=a.val_length, root=a.data_root, num_digits=a.digits).items()
@@ -43,6 +44,7 @@ def recipe_from_args(a):
 def cmd_train(a)->int:
     "Train a recipe into --out (checkpoints `last` and `best`, logs) and write results/<name>.json."
     cfg, out = recipe_from_args(a), Path(a.out or f'runs/{a.config}')
+    print(f"tau-course train: precision {cfg.amp or 'fp32'} (--amp {a.amp})", flush=True)
     try: metrics = runner.run_train(cfg, out, a.name, a.results, a.resume, a.max_steps, a.quiet)
     except NonFiniteLossError as e:
         print(f"tau-course train: stopped: {e}; the last good checkpoint is kept in {out}", file=sys.stderr)
@@ -108,7 +110,9 @@ def _train_parser(sub):
         t.add_argument(f'--{f}', type=ty)
     _horizon(t, 'frames to predict in training (more than T: rolled out, chapter 09a)')
     t.add_argument('--digits', type=int, help='digits per Moving MNIST sequence (default 2)')
-    t.add_argument('--amp', choices=['bf16', 'fp16']); t.add_argument('--alpha', type=float, help='weight of DDR in the loss (0 turns it off)')
+    t.add_argument('--amp', choices=['auto', 'fp32', 'bf16', 'fp16'], default='auto',
+                   help='autocast: auto (bf16 where the CPU/GPU has it, else fp32), fp32, bf16, fp16 (CUDA)')
+    t.add_argument('--alpha', type=float, help='weight of DDR in the loss (0 turns it off)')
     t.add_argument('--valid', choices=['heldout', 'test'], help="validation set: held-out sequences (default) or the test set (OpenSTL's protocol)")
     t.add_argument('--model-opt', action='append', metavar='KEY=VALUE',
                    help='override a model field, e.g. use_sa=false, sa_variant="dense", hid_T=128 (repeatable)')

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import tool
-from tau_course.runner import RESULT_KEYS
+from tau_course.runner import RESULT_KEYS, resolve_amp
 
 
 def tau_course(*args, cwd=None):
@@ -29,7 +29,7 @@ def test_train_writes_checkpoints_and_a_result_record(run):
     rec = json.loads((run / 'results' / 'tiny.json').read_text())
     assert set(RESULT_KEYS) <= set(rec)
     assert rec['valid_set'] == 'heldout[:8]/pool2' and rec['test_set'] is None  # validation never on a test set
-    assert rec['config']['epochs'] == 2 and rec['seed'] == 42 and rec['machine']['precision'] == 'fp32'
+    assert rec['config']['epochs'] == 2 and rec['seed'] == 42 and rec['machine']['precision'] == (resolve_amp('auto') or 'fp32')  # --amp auto: bf16 where native
     assert {'mse', 'mae', 'mse_px', 'mae_px', 'psnr', 'ssim'} <= set(rec['metrics'])
     assert abs(rec['metrics']['mse'] - rec['metrics']['mse_px'] * 32 * 32) <= 1e-6 * rec['metrics']['mse']
     assert [h['epoch'] for h in rec['history']] == [0, 1] and rec['history'][-1]['mse'] == rec['metrics']['mse']
