@@ -30,8 +30,10 @@ def _key_value(s:str)->tuple:
 def recipe_from_args(a):
     "The TrainConfig of `a.config` with the command line's overrides, checked (`UsageError` names the flag)."
     over = {k: v for k, v in dict(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed,
-                                 n_future=a.n_future, alpha=a.alpha, valid=a.valid).items() if v is not None}
-    over['amp'] = runner.resolve_amp(a.amp)  # 'auto': bf16 where the hardware has it (chapter 09b)
+                                 n_future=a.n_future, alpha=a.alpha, valid=a.valid, num_workers=a.num_workers).items() if v is not None}
+    if a.minutes is not None and a.epochs is not None:
+        raise UsageError("--minutes and --epochs both size the run; pass one (--minutes picks the step count itself)")
+    over['amp'] = runner.resolve_amp(a.amp, runner.resolve_device(a.device))  # 'auto': bf16 where this device has it (09b)
     try: cfg = get_recipe(a.config, **over)
     except UsageError as e: raise UsageError(str(e).replace('unknown recipe', 'unknown config')) from None
     data = {k: v for k, v in dict(length=a.length, val_length=a.val_length, root=a.data_root, num_digits=a.digits).items()
@@ -44,8 +46,9 @@ def recipe_from_args(a):
 def cmd_train(a)->int:
     "Train a recipe into --out (checkpoints `last` and `best`, logs) and write results/<name>.json."
     cfg, out = recipe_from_args(a), Path(a.out or f'runs/{a.config}')
-    print(f"tau-course train: precision {cfg.amp or 'fp32'} (--amp {a.amp})", flush=True)
-    try: metrics = runner.run_train(cfg, out, a.name, a.results, a.resume, a.max_steps, a.quiet)
+    device = runner.resolve_device(a.device)
+    print(f"tau-course train: device {device}, precision {cfg.amp or 'fp32'} (--amp {a.amp})", flush=True)
+    try: metrics = runner.run_train(cfg, out, a.name, a.results, a.resume, a.max_steps, a.quiet, device, a.minutes, a.deterministic)
     except NonFiniteLossError as e:
         print(f"tau-course train: stopped: {e}; the last good checkpoint is kept in {out}", file=sys.stderr)
         return EXIT_NONFINITE
@@ -54,12 +57,13 @@ def cmd_train(a)->int:
 # %% ../nbs/10_cli.ipynb #250e170b
 def cmd_eval(a)->int:
     "Evaluate a checkpoint on the Moving MNIST test set (standard, else the labelled stand-in) and record it."
-    print(json.dumps(runner.run_eval(a.ckpt, a.test_set, a.n, a.n_future, a.digits, a.batch_size, a.name, a.results)))
+    print(json.dumps(runner.run_eval(a.ckpt, a.test_set, a.n, a.n_future, a.digits, a.batch_size, a.name, a.results,
+                                           a.device, a.num_workers)))
     return EXIT_OK
 
 def cmd_predict(a)->int:
     "Forecast --n-future frames from the context in --input; write --out (.npy) and optionally --gif."
-    shape = runner.run_predict(a.ckpt, a.input, 10 if a.n_future is None else a.n_future, a.out, a.gif)
+    shape = runner.run_predict(a.ckpt, a.input, 10 if a.n_future is None else a.n_future, a.out, a.gif, a.device)
     print(f"wrote {a.out} {shape}" + (f" and {a.gif}" if a.gif else '')); return EXIT_OK
 
 def cmd_export(a)->int:
@@ -80,7 +84,7 @@ def cmd_demo(a)->int:
     paths = runner.render_demo(a.out, a.seed)
     print(f"wrote {' and '.join(map(str, paths))}")
     if a.no_train: return EXIT_OK
-    metrics = runner.run_demo(a.out, a.epochs, a.seed, a.n, a.quiet)
+    metrics = runner.run_demo(a.out, a.epochs, a.seed, a.n, a.quiet, a.device)
     print(f"wrote {Path(a.out) / 'metrics.json'} and {Path(a.out) / 'predictions.png'}: " + json.dumps({k: round(v, 4) for k, v in metrics.items()}))
     return EXIT_OK
 
@@ -92,6 +96,15 @@ def cmd_data(a)->int:
     import importlib
     print(f"prepared {a.name} in {importlib.import_module(f'tau_course.datasets.{a.name}').prepare(a.src, root=a.root)}")
     return EXIT_OK
+
+# %% ../nbs/10_cli.ipynb #208c416c
+def _run_options(t):
+    "How a training run spends the machine: its length in minutes, loader processes, reproducible CUDA kernels."
+    t.add_argument('--minutes', type=float, help='size the run to this many minutes of training + validation on this '
+                   'machine (measures a step first; not with --epochs); --resume keeps the step count')
+    t.add_argument('--num-workers', type=int, help='data loader processes (default: the recipe\'s, 0 = main process)')
+    t.add_argument('--deterministic', action='store_true',
+                   help="CUDA: reproducible kernels instead of cuDNN's autotuned ones (bit-exact resume on CUDA)")
 
 # %% ../nbs/10_cli.ipynb #db0eb536
 class _Deprecated(argparse.Action):
@@ -119,7 +132,7 @@ def _train_parser(sub):
     t.add_argument('--resume', action='store_true'); t.add_argument('--out'); t.add_argument('--name')
     t.add_argument('--max-steps', type=int, help='stop after this many optimiser steps (smoke test)')
     t.add_argument('--data-root', help='data folder (default: see tau_course.files.data_root)')
-    return t
+    _run_options(t); return t
 
 # %% ../nbs/10_cli.ipynb #20670b15
 def _eval_parsers(sub)->list:
@@ -128,6 +141,7 @@ def _eval_parsers(sub)->list:
     e.add_argument('--n', type=int); e.add_argument('--batch-size', type=int, default=16); e.add_argument('--name')
     _horizon(e, "frames to predict (default: the model's T; more are rolled out)")
     e.add_argument('--digits', type=int, default=2, help='digits per sequence (not 2: a generated stand-in test set)')
+    e.add_argument('--num-workers', type=int, default=0, help='data loader processes (0: load in the main process)')
     r = sub.add_parser('predict', help='forecast frames from a context .npy'); r.set_defaults(func=cmd_predict)
     r.add_argument('--input', required=True); _horizon(r, 'frames to predict (default 10)')
     r.add_argument('--out', required=True); r.add_argument('--gif')
@@ -164,6 +178,7 @@ def build_parser()->argparse.ArgumentParser:
     dp.add_argument('name', choices=DATASET_NAMES); dp.add_argument('--src', required=True); dp.add_argument('--root')
     for s in (t, e, b): s.add_argument('--results', default='results', help='folder for <name>.json')
     for s in (t, d): s.add_argument('--quiet', action='store_true', help='no progress bars')
+    for s in (t, e, r, d): s.add_argument('--device', default='auto', help="auto (CUDA if present, else CPU), cpu, cuda or cuda:N")
     return p
 
 # %% ../nbs/10_cli.ipynb #97d12dc8

@@ -181,13 +181,14 @@ def predict(model:nn.Module, # a TAU (any module mapping (B, T, C, H, W) to the 
             context:torch.Tensor, # (B, T, C, H, W) observed frames
             n_future:int, # number of frames to forecast, >= 1
            ) -> torch.Tensor: # (B, n_future, C, H, W)
-    "Forecast n_future frames: one pass truncated, or an autoregressive roll-out (reference rule)."
+    "Forecast n_future frames (one pass truncated, or the reference's roll-out) where the model is; returned where `context` was."
     if n_future < 1: raise UsageError(f"n_future must be >= 1, got {n_future}")
     if not torch.isfinite(context).all(): raise UsageError("context must be finite, got NaN or inf values")
     was_training = model.training
     model.eval()
     try:
-        with torch.inference_mode(): return rollout(model, context, n_future)
+        dev = next(model.parameters(), context).device  # a GPU model forecasts on the GPU, whatever `context` is on
+        with torch.inference_mode(): return rollout(model, context.to(dev), n_future).to(context.device)
     finally: model.train(was_training)
 
 # %% ../nbs/06_model.ipynb #d61963ed

@@ -6,10 +6,10 @@
 __all__ = ['VALID_SETS', 'RECIPES', 'MODELS', 'DATASETS', 'PLUGINS', 'VALID_SEED', 'CPU_TINY_DATA', 'TrainConfig', 'check_config',
            'register_recipe', 'register_model', 'register_data', 'load_plugins', 'get_recipe', 'in_shape_of',
            'mmnist_data', 'dataset_label', 'Part', 'benchmark_data', 'build_data', 'build_model', 'model_config',
-           'rollout_fn', 'evaluate', 'train', 'load_model']
+           'rollout_fn', 'evaluate', 'train', 'time_steps', 'load_model']
 
 # %% ../nbs/09a_recipes.ipynb #9489bade
-import importlib, json, math, warnings
+import importlib, json, math, time, warnings
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -24,9 +24,9 @@ from .data import MovingMNIST, MovingMNISTTestFile, Pooled, STANDIN_SEED, mmnist
 from .model import TAU, TAUConfig, CONFIGS, rollout
 from .losses import tau_loss
 from .metrics import MetricAccumulator
-from .train import (SCHEDULES, CheckpointCB, DataLoaders, DDPCB, LogCB, MetricsCB, NonFiniteCB, PlotCB,
-    ProgressCB, ToyNet, ToyVideo, TrainLearner, check_amp, cosine_sched, find_checkpoint, is_dist, make_loader,
-    seed_everything, setup_distributed, unwrap)
+from .train import (SCHEDULES, Callback, CancelFitException, CheckpointCB, DataLoaders, DDPCB, LogCB, MetricsCB,
+    NonFiniteCB, PlotCB, ProgressCB, ToyNet, ToyVideo, TrainLearner, backend_flags, check_amp, cosine_sched, find_checkpoint,
+    get_rng_state, is_dist, make_loader, resolve_device, seed_everything, set_rng_state, setup_distributed, unwrap)
 
 # %% ../nbs/09a_recipes.ipynb #43c33772
 VALID_SETS = ('heldout', 'test')  # what a run validates on; see `mmnist_data`
@@ -55,6 +55,7 @@ class TrainConfig:
     monitor: str = 'mse'            # validation value that picks `best` (lower is better)
     num_workers: int = 0
     valid: str = 'heldout'          # 'heldout': sequences no test set holds; 'test': OpenSTL's protocol (labelled)
+    steps: int|None = None          # a run of exactly this many optimiser steps instead of `epochs` (time-budgeted runs)
 
 # %% ../nbs/09a_recipes.ipynb #18ea6d4e
 def _bad(name:str, v, want:str): raise UsageError(f"{name} must be {want}, got {v!r}")
@@ -70,6 +71,7 @@ def check_config(cfg:TrainConfig)->TrainConfig:
         if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= lo: _bad(k, v, f'a finite number > {lo}')
     if not isinstance(cfg.alpha, (int, float)) or not math.isfinite(cfg.alpha) or cfg.alpha < 0: _bad('alpha', cfg.alpha, 'a finite number >= 0')
     if cfg.n_future is not None and (not isinstance(cfg.n_future, int) or cfg.n_future < 1): _bad('n_future', cfg.n_future, 'None or an integer >= 1')
+    if cfg.steps is not None and (not isinstance(cfg.steps, int) or cfg.steps < 1): _bad('steps', cfg.steps, 'None or an integer >= 1')
     if cfg.sched not in SCHEDULES: _bad('sched', cfg.sched, f'one of {sorted(SCHEDULES)}')
     if cfg.amp not in (None, 'bf16', 'fp16'): _bad('amp', cfg.amp, "None, 'bf16' or 'fp16'")
     if cfg.valid not in VALID_SETS: _bad('valid', cfg.valid, f'one of {VALID_SETS}')
@@ -203,10 +205,10 @@ def rollout_fn(n_future:int|None): # frames to predict; None: one pass of the mo
 def evaluate(model:nn.Module, ds, # the model (on its device); a dataset of (x, y)
              n_future:int|None=None, # frames to predict (rolled out past T); None: one pass of the model
              per_frame:bool=False, # also the metrics of each predicted frame
-             batch_size:int=16, amp:str|None=None)->dict:
+             batch_size:int=16, amp:str|None=None, num_workers:int=0)->dict:
     "Loss and metrics of `model` on `ds`, sharded and all-reduced over DDP ranks; `per_frame` adds {metric: [per frame]}."
     metrics = MetricsCB(MetricAccumulator)
-    learn = TrainLearner(model, DataLoaders(None, make_loader(ds, batch_size, shuffle=False)), F.mse_loss,
+    learn = TrainLearner(model, DataLoaders(None, make_loader(ds, batch_size, shuffle=False, num_workers=num_workers)), F.mse_loss,
                          cbs=[metrics], amp=amp, predict_fn=rollout_fn(n_future))
     learn.fit(1, train=False)
     rec = {k: v for k, v in learn.record.items() if k not in ('epoch', 'time_s')}
@@ -225,26 +227,70 @@ def _callbacks(cfg:TrainConfig, model, out_dir, resume:bool, world:int, quiet:bo
             *([] if quiet else [ProgressCB(), PlotCB()]), *extra]
 
 # %% ../nbs/09a_recipes.ipynb #d83849ad
+def _setup(cfg:TrainConfig, device, rank:int, model_fn=None, data_fn=None)->tuple:
+    "The model (on `device`) and loaders of `cfg`, seeded as every run is: the same weights on every rank."
+    seed_everything(cfg.seed)
+    model, (train_ds, valid_ds) = (model_fn or build_model)(cfg).to(device), (data_fn or build_data)(cfg)
+    if len(train_ds) < cfg.batch_size: raise UsageError(f"need at least batch_size={cfg.batch_size} training sequences, got {len(train_ds)}")
+    dls = DataLoaders(make_loader(train_ds, cfg.batch_size, True, cfg.seed, num_workers=cfg.num_workers),
+                      None if valid_ds is None else make_loader(valid_ds, cfg.val_batch_size, False, num_workers=cfg.num_workers))
+    seed_everything(cfg.seed + rank)  # each rank its own dropout / drop-path masks
+    return model, dls
+
+def _learner(cfg:TrainConfig, model, dls, cbs)->TrainLearner:
+    return TrainLearner(model, dls, partial(tau_loss, alpha=cfg.alpha), cfg.lr, cbs, sched_func=_sched_func(cfg),
+                        accum=cfg.accum, amp=cfg.amp, predict_fn=rollout_fn(cfg.n_future))
+
+# %% ../nbs/09a_recipes.ipynb #ca2a72b3
 def train(cfg:TrainConfig|str, out_dir, resume:bool=False, # a TrainConfig or recipe name; run folder; continue `out_dir/last`
-          device=None, cbs=(), quiet:bool=False, # default: this rank's GPU, else CPU; extra callbacks; no progress/plot
-          model_fn=None, data_fn=None)->dict: # cfg -> model and cfg -> (train, valid) replacing the named builders
+          device=None, cbs=(), quiet:bool=False, # 'auto'/None, 'cpu', 'cuda[:N]'; extra callbacks; no progress/plot
+          model_fn=None, data_fn=None, # cfg -> model and cfg -> (train, valid) replacing the named builders
+          deterministic:bool=False)->dict: # CUDA: reproducible kernels (bit-exact resume) instead of autotuned ones
     "Train `cfg` into `out_dir` (`last`, `best`, log.csv/json), alone or under torchrun; returns the last epoch's record."
     cfg = get_recipe(cfg) if isinstance(cfg, str) else check_config(cfg)
     owns_group = not is_dist(); rank, world = setup_distributed(); owns_group = owns_group and is_dist()
     try:
-        device = torch.device(device or (f'cuda:{torch.cuda.current_device()}' if torch.cuda.is_available() else 'cpu'))
-        check_amp(cfg.amp, device); seed_everything(cfg.seed)  # the same initial weights on every rank
-        model, (train_ds, valid_ds) = (model_fn or build_model)(cfg).to(device), (data_fn or build_data)(cfg)
-        if len(train_ds) < cfg.batch_size: raise UsageError(f"need at least batch_size={cfg.batch_size} training sequences, got {len(train_ds)}")
-        dls = DataLoaders(make_loader(train_ds, cfg.batch_size, True, cfg.seed, num_workers=cfg.num_workers),
-                          None if valid_ds is None else make_loader(valid_ds, cfg.val_batch_size, False, num_workers=cfg.num_workers))
-        seed_everything(cfg.seed + rank)  # each rank its own dropout / drop-path masks
-        learn = TrainLearner(model, dls, partial(tau_loss, alpha=cfg.alpha), cfg.lr, _callbacks(cfg, model, out_dir, resume, world, quiet, cbs),
-                             sched_func=_sched_func(cfg), accum=cfg.accum, amp=cfg.amp, predict_fn=rollout_fn(cfg.n_future))
-        learn.fit(cfg.epochs)
-        return dict(learn.record)
+        device = resolve_device(device); check_amp(cfg.amp, device)
+        model, dls = _setup(cfg, device, rank, model_fn, data_fn)
+        learn = _learner(cfg, model, dls, cbs := _callbacks(cfg, model, out_dir, resume, world, quiet, cbs))
+        with backend_flags(device, deterministic): learn.fit(cfg.epochs, max_steps=cfg.steps)
+        resumed = next(cb for cb in cbs if isinstance(cb, CheckpointCB)).resumed  # a finished run resumed: its last record
+        return dict(learn.record) or dict((resumed or {}).get('record') or {})
     finally:
         if owns_group: dist.destroy_process_group()
+
+# %% ../nbs/09a_recipes.ipynb #f978ba95
+class _Clock(Callback):
+    "Read `timer` at the start and after every optimiser step; end the fit after `n` steps."
+    order = 100
+    def __init__(self, n:int, timer): self.n, self.timer, self.ts = n, timer, []
+    def before_fit(self, learn): self.ts = [self.timer()]
+    def after_step(self, learn):
+        self.ts.append(self.timer())
+        if learn.n_step >= self.n: raise CancelFitException()
+
+# %% ../nbs/09a_recipes.ipynb #b4418a85
+def time_steps(cfg:TrainConfig, device=None, steps:int=5, warmup:int=2, # timed and untimed optimiser steps
+               valid_batches:int=2, timer=time.perf_counter, # validation batches timed; the clock (tests inject one)
+               model_fn=None, data_fn=None)->dict:
+    "Seconds per optimiser step and per full validation pass of `cfg` on `device`, on a model built for the purpose."
+    cfg, device, rng = check_config(cfg), resolve_device(device), get_rng_state()
+    if steps < 1 or warmup < 0 or valid_batches < 1: raise UsageError(f"expected steps >= 1, warmup >= 0, valid_batches >= 1, got {steps}, {warmup}, {valid_batches}")
+    try:
+        check_amp(cfg.amp, device); model, dls = _setup(cfg, device, 0, model_fn, data_fn)
+        learn = _learner(cfg, model, dls, [NonFiniteCB(), MetricsCB(MetricAccumulator), clock := _Clock(warmup + steps, timer)])
+        with backend_flags(device):
+            learn.fit(max_steps=warmup + steps, valid=False)
+            out = dict(step_s=(clock.ts[-1] - clock.ts[warmup]) / steps, valid_s=0., steps_per_epoch=learn.steps_per_epoch)
+            if dls.valid is not None:
+                vds = dls.valid.dataset; k = min(len(vds), valid_batches * cfg.val_batch_size)
+                learn.dls = DataLoaders(None, make_loader(Part(vds, range(k)), cfg.val_batch_size, False))
+                learn.cbs.remove(clock); t0 = timer(); learn.fit(1, train=False); t1 = timer()
+                out['valid_s'] = (t1 - t0) * len(dls.valid) / len(learn.dls.valid)
+        return out
+    finally:
+        set_rng_state(rng)
+        if device.type == 'cuda': torch.cuda.empty_cache()
 
 # %% ../nbs/09a_recipes.ipynb #ad9f1f1c
 def _read_config(p:Path)->dict:

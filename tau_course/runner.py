@@ -4,12 +4,12 @@
 
 # %% auto #0
 __all__ = ['NATIVE_BF16', 'RESULT_KEYS', 'cpu_info', 'hardware', 'machine', 'resolve_amp', 'git_commit', 'write_result',
-           'eval_dataset', 'read_context', 'StopAfter', 'metrics_of', 'run_train', 'run_eval', 'run_predict',
-           'export_onnx', 'render_demo', 'run_demo']
+           'eval_dataset', 'read_context', 'StopAfter', 'metrics_of', 'run_train', 'budget_steps', 'run_eval',
+           'run_predict', 'export_onnx', 'render_demo', 'run_demo']
 
 # %% ../nbs/09b_runner.ipynb #a34b9c92
-import io, json, os, platform, subprocess, sys, time, warnings
-from dataclasses import asdict
+import functools, io, json, math, os, platform, subprocess, sys, time, warnings
+from dataclasses import asdict, replace
 from pathlib import Path
 import numpy as np
 import torch
@@ -18,8 +18,8 @@ from .files import UsageError, atomic_path, atomic_write, write_json
 from .data import MovingMNIST, Pooled, STANDIN_SEED, mmnist_test_set, save_gif, show_grid
 from .model import predict
 from .metrics import METRIC_KEYS
-from .train import Callback, CancelFitException, find_checkpoint
-from .recipes import TrainConfig, build_data, dataset_label, evaluate, get_recipe, load_model, train
+from .train import Callback, CancelFitException, find_checkpoint, resolve_device
+from .recipes import TrainConfig, build_data, dataset_label, evaluate, get_recipe, load_model, time_steps, train
 
 # %% ../nbs/09b_runner.ipynb #a603a309
 def cpu_info()->tuple[str, set]:
@@ -35,9 +35,17 @@ def hardware()->str:
     return f"{cpu_info()[0]} ({os.cpu_count()} cores, {torch.get_num_threads()} torch threads)"
 
 # %% ../nbs/09b_runner.ipynb #605cb96d
+@functools.cache
+def _driver()->str|None:
+    "The NVIDIA driver version nvidia-smi reports, if it can be asked."
+    try: out = subprocess.run(['nvidia-smi', '--query-gpu=driver_version', '--format=csv,noheader'], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.SubprocessError): return None
+    return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else None
+
 def machine(device=None, # the device the run used; default: CUDA if present, else CPU
-            precision:str|None=None, compile:bool=False, channels_last:bool=False)->dict: # the run's speed options
-    "What decides a run's speed: device, CPU model and its bf16/AMX/AVX-512 flags, threads, versions, precision."
+            precision:str|None=None, compile:bool=False, channels_last:bool=False, # the run's speed options
+            **settings)->dict: # what the run set itself, e.g. backend_flags' deterministic / tf32 / cudnn_benchmark
+    "What decides a run's speed: device, CPU model and its bf16/AMX/AVX-512 flags, threads, versions, precision, backend flags."
     dev = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     cpu, flags = cpu_info()
     m = dict(device=str(dev), cpu=cpu, cpu_flags=sorted(flags & {'avx2', 'avx512f', 'avx512_bf16', 'amx_bf16', 'amx_tile'}),
@@ -45,8 +53,9 @@ def machine(device=None, # the device the run used; default: CUDA if present, el
              precision=precision or 'fp32', compile=compile, channels_last=channels_last)
     if dev.type == 'cuda':
         m.update(gpu=torch.cuda.get_device_name(dev), cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version(),
-                 tf32=torch.backends.cuda.matmul.allow_tf32)
-    return m
+                 driver=_driver(), tf32=torch.backends.cuda.matmul.allow_tf32 or torch.backends.cudnn.allow_tf32,
+                 cudnn_benchmark=torch.backends.cudnn.benchmark)
+    return {**m, **settings}
 
 # %% ../nbs/09b_runner.ipynb #d8f88c17
 NATIVE_BF16 = ('avx512_bf16', 'amx_bf16')  # CPU flags of native bfloat16 arithmetic
@@ -143,45 +152,88 @@ def _history(out:Path)->list|None:
     return json.loads(f.read_text()) if f.is_file() else None
 
 # %% ../nbs/09b_runner.ipynb #9ad90c6e
+def _saved_steps(out:Path)->int|None:
+    "The step count the run in `out` was sized with (None: it counts epochs)."
+    state = json.loads((find_checkpoint(out / 'last') / 'state.json').read_text())
+    return (state.get('train_config') or {}).get('steps')
+
+def _budget(cfg:TrainConfig, out:Path, minutes, resume:bool, device, timer)->tuple:
+    "`cfg` sized to `minutes` (measured once, or read back on resume), and the budget to record."
+    saved = _saved_steps(out) if resume else None
+    if resume and saved is not None: return replace(cfg, steps=saved), json.loads((out / 'budget.json').read_text()) if (out / 'budget.json').is_file() else None
+    if minutes is None: return cfg, None
+    if resume: raise UsageError(f"--minutes with --resume: {out} was sized in epochs, not minutes; resume it without --minutes")
+    t0 = timer(); t = time_steps(cfg, device, timer=timer); spent = timer() - t0
+    steps = budget_steps(minutes, t['step_s'], t['valid_s'], t['steps_per_epoch'], spent)
+    budget = dict(minutes=minutes, **t, calibration_s=spent, steps=steps)
+    print(f"tau-course train: {minutes} min: {steps} steps of {t['step_s']:.3g} s, a validation pass of {t['valid_s']:.3g} s "
+          f"per {t['steps_per_epoch']} steps (measured in {spent:.1f} s)", flush=True)
+    write_json(out / 'budget.json', budget)
+    return replace(cfg, steps=steps), budget
+
+# %% ../nbs/09b_runner.ipynb #00826e27
 def run_train(cfg:TrainConfig, out, name:str|None=None, results='results', # run folder; record name (default: the folder's)
-              resume:bool=False, max_steps:int|None=None, quiet:bool=False)->dict: # continue `out`; stop early
+              resume:bool=False, max_steps:int|None=None, quiet:bool=False, # continue `out`; stop early (smoke test)
+              device=None, minutes:float|None=None, deterministic:bool=False, # where; a time budget; reproducible CUDA kernels
+              timer=time.perf_counter)->dict: # the clock `minutes` is measured with
     "Train `cfg` into `out` and write `results/<name>.json`; returns the last epoch's metrics."
     out = Path(out); name, has_run = name or out.name, find_checkpoint(out / 'last') is not None
     if resume and not has_run: raise UsageError(f"--resume: no checkpoint at {out / 'last'}; start without --resume")
     if has_run and not resume: raise UsageError(f"{out} already holds a run; pass --resume to continue it, or another --out")
     if max_steps is not None and max_steps < 1: raise UsageError(f"--max-steps must be >= 1, got {max_steps}")
-    t0 = time.time()
-    rec = train(cfg, out, resume=resume, quiet=quiet, cbs=[StopAfter(max_steps)] if max_steps else [])
+    t0, device = time.time(), resolve_device(device)
+    cfg, budget = _budget(cfg, out, minutes, resume, device, timer)
+    rec = train(cfg, out, resume=resume, quiet=quiet, cbs=[StopAfter(max_steps)] if max_steps else [], device=device,
+                deterministic=deterministic)
     valid = build_data(cfg)[1]; label = dataset_label(valid) if valid is not None else None
     write_result(Path(results) / f'{name}.json', name, asdict(cfg), cfg.seed, metrics_of(rec),
                  label if cfg.valid == 'test' else None, time.time() - t0, rec.get('seq_per_s'), valid_set=label,
-                 epochs=cfg.epochs, max_steps=max_steps, checkpoint=str(out / 'best'), history=_history(out),
-                 machine=machine(precision=cfg.amp))
+                 epochs=cfg.epochs, max_steps=max_steps, steps_run=rec.get('step'), budget=budget, checkpoint=str(out / 'best'),
+                 history=_history(out), machine=machine(device, cfg.amp, deterministic=deterministic,
+                                                         **({'tf32': False, 'cudnn_benchmark': not deterministic} if device.type == 'cuda' else {})))
     return metrics_of(rec)
+
+# %% ../nbs/09b_runner.ipynb #a8f7eb87
+def budget_steps(minutes:float, step_s:float, valid_s:float, steps_per_epoch:int, # the budget; time_steps' numbers
+                 spent_s:float=0., margin:float=0.95)->int: # seconds already used (the calibration); share of M to plan
+    "The most optimiser steps whose training and validation (one pass per epoch begun) fit in `minutes`."
+    if isinstance(minutes, bool) or not isinstance(minutes, (int, float)) or not math.isfinite(minutes) or minutes <= 0:
+        raise UsageError(f"--minutes must be a finite number > 0, got {minutes!r}")
+    if not step_s > 0 or not valid_s >= 0 or steps_per_epoch < 1:
+        raise UsageError(f"need step_s > 0, valid_s >= 0 and steps_per_epoch >= 1, got {step_s}, {valid_s}, {steps_per_epoch}")
+    budget, cost = minutes * 60 * margin - spent_s, lambda n: n * step_s + math.ceil(n / steps_per_epoch) * valid_s
+    n = max(int(budget / (step_s + valid_s / steps_per_epoch)), 0)  # the smooth estimate, then exact
+    while n > 0 and cost(n) > budget: n -= 1
+    while cost(n + 1) <= budget: n += 1
+    if n < 1: raise UsageError(f"--minutes {minutes} is too short here: one step takes {step_s:.3g} s, a validation pass "
+                               f"{valid_s:.3g} s, and measuring them took {spent_s:.3g} s")
+    return n
 
 # %% ../nbs/09b_runner.ipynb #c488f9d5
 def run_eval(ckpt, test_set:str='auto', n:int|None=None, n_future:int|None=None, digits:int=2, # what to score on
-             batch_size:int=16, name:str|None=None, results='results')->dict: # record name: default eval_<run>_<folder>
+             batch_size:int=16, name:str|None=None, results='results', # record name: default eval_<run>_<folder>
+             device=None, num_workers:int=0)->dict: # where the model runs ('auto': CUDA if present); loader processes
     "Score checkpoint `ckpt` on the Moving MNIST test set (standard, else the labelled stand-in) and record it."
-    model = load_model(ckpt)
+    device = resolve_device(device); model = load_model(ckpt, device)
     n_future = model.config.in_shape[0] if n_future is None else n_future
     ds, label = _test_set(model.config.in_shape, test_set, n, n_future=n_future, digits=digits)
-    t0 = time.time(); rec = evaluate(model, ds, n_future, per_frame=True, batch_size=batch_size); wall = time.time() - t0
+    t0 = time.time(); rec = evaluate(model, ds, n_future, per_frame=True, batch_size=batch_size, num_workers=num_workers); wall = time.time() - t0
     metrics = {k: float(rec[k]) for k in METRIC_KEYS}
     name = name or f'eval_{Path(ckpt).resolve().parent.name}_{Path(ckpt).name}'
     write_result(Path(results) / f'{name}.json', name, asdict(model.config), None, metrics, label, wall, len(ds) / wall,
-                 checkpoint=str(ckpt), n_future=n_future, digits=digits, metrics_per_frame=rec['per_frame'])
+                 checkpoint=str(ckpt), machine=machine(device), n_future=n_future, digits=digits, metrics_per_frame=rec['per_frame'])
     return metrics
 
 # %% ../nbs/09b_runner.ipynb #99f4ce5f
-def run_predict(ckpt, input, n_future:int, out, gif=None)->tuple: # checkpoint; context .npy; frames; .npy to write; .gif
+def run_predict(ckpt, input, n_future:int, out, gif=None, # checkpoint; context .npy; frames; .npy to write; .gif
+                device=None)->tuple: # where the model runs ('auto': CUDA if present)
     "Forecast `n_future` frames from the context in `input`; write `out` (.npy) and optionally `gif`; returns the shape written."
     if n_future < 1: raise UsageError(f"--n-future must be >= 1, got {n_future}")
     out = Path(out)
     if out.suffix != '.npy': raise UsageError(f"--out must end in .npy, got {out}")
-    model = load_model(ckpt)
+    model = load_model(ckpt, resolve_device(device))
     x, batched = read_context(input, model.config.in_shape)
-    pred = predict(model, x, n_future).numpy()
+    pred = predict(model, x, n_future).numpy()  # predict moves x to the model's device and back
     buf = io.BytesIO(); np.save(buf, pred if batched else pred[0]); atomic_write(out, buf.getvalue())
     if gif:
         with atomic_path(gif) as tmp: save_gif(np.concatenate([x[0].numpy(), pred[0].clip(0, 1)]), tmp)
@@ -217,17 +269,19 @@ def render_demo(out, seed:int=0)->list: # folder; which sequence
     return [out / 'moving_mnist.gif', out / 'moving_mnist.png']
 
 # %% ../nbs/09b_runner.ipynb #2fbf6805
-def run_demo(out, epochs:int|None=None, seed:int=0, n:int=256, quiet:bool=False)->dict: # folder; recipe epochs; test sequences
+def run_demo(out, epochs:int|None=None, seed:int=0, n:int=256, quiet:bool=False, # folder; recipe epochs; test sequences
+             device=None)->dict: # 'auto': CUDA if present
     "Train `mmnist_cpu_tiny` afresh into `out/run`, score it on `n` test sequences; write metrics.json and predictions.png."
     import shutil
     out = Path(out); cfg, run = get_recipe('mmnist_cpu_tiny', **({'epochs': epochs} if epochs else {})), out / 'run'
     if find_checkpoint(run / 'last') is not None: shutil.rmtree(run)  # the demo always starts afresh
-    t0 = time.time(); train(cfg, run, quiet=quiet); wall = time.time() - t0
-    model = load_model(run / 'best')
+    device = resolve_device(device)
+    t0 = time.time(); train(cfg, run, quiet=quiet, device=device); wall = time.time() - t0
+    model = load_model(run / 'best', device)
     ds, label = _test_set(model.config.in_shape, 'auto', n)
     metrics = metrics_of(evaluate(model, ds))
     write_result(out / 'metrics.json', 'demo', asdict(cfg), cfg.seed, metrics, label, wall, None,
-                 scale='CPU-scale demo (not the paper setting)', epochs=cfg.epochs, valid_set=dataset_label(build_data(cfg)[1]))
+                 scale='CPU-scale demo (not the paper setting)', epochs=cfg.epochs, machine=machine(device, cfg.amp), valid_set=dataset_label(build_data(cfg)[1]))
     xs, ys = map(torch.stack, zip(*[ds[i] for i in range(2)]))
     p = predict(model, xs, ys.shape[1]).clamp(0, 1)
     _save_fig(show_grid({f'{k} {i}': v[i] for i in range(2) for k, v in (('context', xs), ('target', ys), ('prediction', p))}),

@@ -5,15 +5,16 @@
 # %% auto #0
 __all__ = ['EXIT_NONFINITE', 'SCHEDULES', 'CKPT_FILES', 'RESUME_KEYS', 'ToyVideo', 'ToyNet', 'seed_everything',
            'CancelFitException', 'CancelEpochException', 'CancelBatchException', 'NonFiniteLossError', 'Callback',
-           'run_cbs', 'DataLoaders', 'with_cbs', 'to_device', 'Loop', 'Learner', 'check_amp', 'TrainLearner',
-           'onecycle_sched', 'CosineWarmup', 'cosine_sched', 'EpochBatchSampler', 'is_dist', 'get_rank',
-           'get_world_size', 'is_main', 'all_reduce_sum', 'reduce_accumulator', 'make_loader', 'NonFiniteCB',
-           'MetricsCB', 'in_notebook', 'format_record', 'show_text', 'ProgressCB', 'plot_losses', 'PlotCB', 'LogCB',
-           'get_rng_state', 'set_rng_state', 'unwrap', 'trainer_state', 'load_trainer_state', 'find_checkpoint',
-           'save_checkpoint', 'load_checkpoint', 'check_same_run', 'CheckpointCB', 'setup_distributed', 'DDPCB']
+           'run_cbs', 'DataLoaders', 'with_cbs', 'to_device', 'Loop', 'Learner', 'check_amp', 'resolve_device',
+           'backend_flags', 'TrainLearner', 'onecycle_sched', 'CosineWarmup', 'cosine_sched', 'EpochBatchSampler',
+           'is_dist', 'get_rank', 'get_world_size', 'is_main', 'all_reduce_sum', 'reduce_accumulator', 'make_loader',
+           'NonFiniteCB', 'MetricsCB', 'in_notebook', 'format_record', 'show_text', 'ProgressCB', 'plot_losses',
+           'PlotCB', 'LogCB', 'get_rng_state', 'set_rng_state', 'unwrap', 'trainer_state', 'load_trainer_state',
+           'find_checkpoint', 'save_checkpoint', 'load_checkpoint', 'check_same_run', 'CheckpointCB',
+           'setup_distributed', 'DDPCB']
 
 # %% ../nbs/09_train.ipynb #6fa3317d
-import base64, csv, functools, io, itertools, json, math, os, random, sys, time
+import base64, contextlib, csv, functools, io, itertools, json, math, os, random, sys, time
 from dataclasses import dataclass
 from operator import attrgetter
 from pathlib import Path
@@ -142,15 +143,25 @@ class Loop:
         start = self.start_batch if self.training else 0  # > 0 only when resuming mid-epoch
         if self.training: self.start_batch = 0
         with torch.random.fork_rng(devices=[]): batches = _iter_from(self.dl, start)  # loader seed draw: off the stream
-        for self.iter, b in enumerate(batches, start): self.batch = to_device(b, self.device); self._one_batch()
+        for self.iter, b in enumerate(batches, start):
+            self.batch = to_device(b, self.device); self._one_batch()
+            if self.training and self.max_steps and self.n_step >= self.max_steps: break  # a run of exactly max_steps
     @with_cbs('batch')
     def _one_batch(self):
-        self.predict(); self.get_loss(); self.callback('after_loss')
+        self._loss_value = None; self.predict(); self.get_loss(); self.callback('after_loss')
         if not self.training: return
         g0 = self.iter - self.iter % self.accum; g1 = min(g0 + self.accum, self.n_batches)  # this step's micro-batches
         self.n_acc = g1 - g0; self.callback('before_backward'); self.backward(); self.callback('after_backward')
         if self.iter + 1 < g1: return  # keep accumulating
         self.callback('before_step'); self.step(); self.n_step += 1; self.callback('after_step'); self.zero_grad()
+
+# %% ../nbs/09_train.ipynb #20e9623e
+def _epochs_for(n_epochs:int, max_steps:int|None, steps_per_epoch:int)->int:
+    "The epochs a run loops over: `n_epochs`, or as many as `max_steps` optimiser steps need."
+    if max_steps is None: return n_epochs
+    if not isinstance(max_steps, int) or max_steps < 1: raise UsageError(f"max_steps must be an integer >= 1, got {max_steps!r}")
+    if steps_per_epoch < 1: raise UsageError("max_steps needs a training loader with at least one batch")
+    return math.ceil(max_steps / steps_per_epoch)
 
 # %% ../nbs/09_train.ipynb #73639969
 class Learner(Loop):
@@ -163,19 +174,27 @@ class Learner(Loop):
         self.model, self.dls, self.loss_func, self.lr, self.cbs = model, dls, loss_func, lr, list(cbs)
         self.opt_func, self.sched_func, self.accum = opt_func, sched_func, accum
         self.device, self.opt, self.sched, self.record = next(model.parameters()).device, None, None, {}
+        self.max_steps = self._loss_value = None
     def callback(self, nm:str): run_cbs(self.cbs, nm, self)
-    def fit(self, n_epochs:int=1, train:bool=True, valid:bool=True, cbs=()):
-        "Run epochs up to `n_epochs` (from a later one if a callback restores it in before_fit); `cbs` join for this call."
+    def fit(self, n_epochs:int=1, train:bool=True, valid:bool=True, cbs=(), # epochs; phases; callbacks for this call only
+            max_steps:int|None=None): # or: exactly this many optimiser steps (the last epoch cut short)
+        "Run epochs up to `n_epochs`, or `max_steps` steps (from a later point if a callback restores one in before_fit)."
         self.cbs += list(cbs)
         try:
-            self.n_epochs, self.do_train, self.do_valid = n_epochs, train, valid and self.dls.valid is not None
+            self.do_train, self.do_valid = train, valid and self.dls.valid is not None
             self.epoch = self.n_step = self.start_batch = 0
             self.steps_per_epoch = math.ceil(len(self.dls.train) / self.accum) if train else 0
+            self.n_epochs, self.max_steps = _epochs_for(n_epochs, max_steps, self.steps_per_epoch), max_steps
             self.opt = self.opt_func(self.model.parameters(), lr=self.lr)
-            self.sched = self.sched_func(self.opt, n_epochs, self.steps_per_epoch) if train and self.sched_func else None
+            over = {'total_steps': max_steps} if max_steps else {}  # the schedule spans exactly the run's steps
+            self.sched = self.sched_func(self.opt, self.n_epochs, self.steps_per_epoch, **over) if train and self.sched_func else None
             self._fit()
         finally:
             for cb in cbs: self.cbs.remove(cb)
+    def loss_value(self)->float:
+        "This batch's loss as a float, read from the device once and shared by every callback (the step's one host sync)."
+        if self._loss_value is None: self._loss_value = self.loss.item()
+        return self._loss_value
     @property
     def epoch_end(self)->bool: return not (self.training and self.do_valid)  # does this phase end the epoch?
 
@@ -189,6 +208,37 @@ def check_amp(amp, device)->str|None:
         raise UsageError(f"amp='fp16' needs a CUDA device (float16 autocast + GradScaler), got device "
                          f"'{torch.device(device)}'; use amp='bf16' or amp=None on CPU")
     return amp
+
+# %% ../nbs/09_train.ipynb #90a373cb
+def resolve_device(device=None)->torch.device: # 'auto' or None, 'cpu', 'cuda', 'cuda:N', or a torch.device
+    "The device a run uses: 'auto' is this process's CUDA device if there is one, else the CPU; a missing one is refused."
+    if device is None or device == 'auto':
+        return torch.device('cuda', torch.cuda.current_device()) if torch.cuda.is_available() else torch.device('cpu')
+    want = "'auto', 'cpu', 'cuda' or 'cuda:N'"
+    try: dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError): raise UsageError(f"device must be {want}, got {device!r}") from None
+    if dev.type not in ('cpu', 'cuda'): raise UsageError(f"device must be {want}, got {device!r}")
+    if dev.type == 'cpu': return dev
+    if not torch.cuda.is_available():
+        raise UsageError(f"device {str(dev)!r} asked for, but torch {torch.__version__} sees no CUDA device; use 'cpu' or 'auto'")
+    n = torch.cuda.device_count()
+    if dev.index is not None and dev.index >= n: raise UsageError(f"device {str(dev)!r}: this machine has cuda:0..cuda:{n - 1}")
+    return dev if dev.index is not None else torch.device('cuda', torch.cuda.current_device())
+
+# %% ../nbs/09_train.ipynb #b11bf347
+@contextlib.contextmanager
+def backend_flags(device, deterministic:bool=False, tf32:bool=False): # the run's device; reproducible kernels; allow TF32
+    "On CUDA: cuDNN autotuning unless `deterministic`, TF32 only if asked; all restored on exit. Yields the settings."
+    if torch.device(device).type != 'cuda': yield dict(deterministic=deterministic, tf32=False, cudnn_benchmark=False); return
+    cud, mm = torch.backends.cudnn, torch.backends.cuda.matmul
+    old = (cud.benchmark, cud.deterministic, cud.allow_tf32, mm.allow_tf32, torch.are_deterministic_algorithms_enabled())
+    if deterministic: os.environ.setdefault('CUBLAS_WORKSPACE_CONFIG', ':4096:8')  # cuBLAS's reproducible workspace
+    cud.benchmark, cud.deterministic, cud.allow_tf32, mm.allow_tf32 = not deterministic, deterministic, tf32, tf32
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)  # warn, not fail, on an op with no such kernel
+    try: yield dict(deterministic=deterministic, tf32=tf32, cudnn_benchmark=not deterministic)
+    finally:
+        cud.benchmark, cud.deterministic, cud.allow_tf32, mm.allow_tf32 = old[:4]
+        torch.use_deterministic_algorithms(old[4])
 
 # %% ../nbs/09_train.ipynb #5745827e
 class TrainLearner(Learner):
@@ -215,10 +265,11 @@ class TrainLearner(Learner):
     def zero_grad(self): self.opt.zero_grad(set_to_none=True)
 
 # %% ../nbs/09_train.ipynb #9e7a4a4b
-def onecycle_sched(opt, epochs:int, steps_per_epoch:int): # optimiser; the run's epochs; optimiser steps per epoch
+def onecycle_sched(opt, epochs:int, steps_per_epoch:int, # optimiser; the run's epochs; optimiser steps per epoch
+                   total_steps:int|None=None): # the run's optimiser steps when it is sized in steps
     "REFERENCE §5 'onecycle': OneCycleLR peaking at each group's lr, over every optimiser step of the run."
     return torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=[g['lr'] for g in opt.param_groups],
-                                               total_steps=epochs * steps_per_epoch, final_div_factor=1e4)
+                                               total_steps=total_steps or epochs * steps_per_epoch, final_div_factor=1e4)
 
 # %% ../nbs/09_train.ipynb #ebced158
 @dataclass
@@ -235,9 +286,11 @@ class CosineWarmup:
         return self.min_lr + 0.5 * (self.lr - self.min_lr) * (1 + math.cos(math.pi * epoch / self.epochs))
     def __call__(self, step:int)->float: return self.lr_at(step // self.steps_per_epoch) / self.lr
 
-def cosine_sched(opt, epochs:int, steps_per_epoch:int, warmup_epochs:int=5, warmup_lr:float=1e-5, min_lr:float=1e-6):
+def cosine_sched(opt, epochs:int, steps_per_epoch:int, warmup_epochs:int=5, warmup_lr:float=1e-5, min_lr:float=1e-6,
+                 total_steps:int|None=None): # a run sized in steps: its `epochs` share the steps equally
     "REFERENCE §5 'cosine': `CosineWarmup` as a LambdaLR stepped every optimiser step (the lr changes at epoch starts)."
     lr = opt.param_groups[0]['lr']
+    if total_steps: steps_per_epoch = math.ceil(total_steps / epochs)
     return torch.optim.lr_scheduler.LambdaLR(opt, CosineWarmup(lr, epochs, steps_per_epoch, warmup_epochs, warmup_lr, min_lr))
 
 SCHEDULES = {'onecycle': onecycle_sched, 'cosine': cosine_sched, 'none': None}
@@ -307,9 +360,11 @@ class NonFiniteCB(Callback):
     order = -10
     def after_loss(self, learn):
         if not learn.training: return
-        bad = (~torch.isfinite(learn.loss.detach())).float().reshape(1)
-        if is_dist(): bad = bad.to(_comm_device()); dist.all_reduce(bad, op=dist.ReduceOp.MAX)
-        if bad.item(): raise NonFiniteLossError(learn.n_step + 1, learn.epoch, learn.iter, 'loss', learn.loss.item())
+        v = learn.loss_value()  # the step's one host sync; later callbacks reuse the float
+        bad = not math.isfinite(v)
+        if is_dist():  # every rank must stop together, or the others wait forever in the gradient all-reduce
+            flag = torch.tensor([float(bad)], device=_comm_device()); dist.all_reduce(flag, op=dist.ReduceOp.MAX); bad = bool(flag.item())
+        if bad: raise NonFiniteLossError(learn.n_step + 1, learn.epoch, learn.iter, 'loss', v)
 
 # %% ../nbs/09_train.ipynb #87734695
 class MetricsCB(Callback):
@@ -323,7 +378,7 @@ class MetricsCB(Callback):
         self.t0, self.acc = time.time(), (None if learn.training or self.acc_fn is None else self.acc_fn())
     def before_step(self, learn): self.lr = learn.opt.param_groups[0]['lr']  # the lr this step uses
     def after_loss(self, learn):  # not after_batch: a checkpoint at after_step must already include this batch
-        bs = len(learn.batch[0]); self.loss_sum += learn.loss.item() * bs; self.n += bs
+        bs = len(learn.batch[0]); self.loss_sum += learn.loss_value() * bs; self.n += bs
         if self.acc is not None: self.acc.update(learn.preds.float(), learn.batch[1])
     def after_epoch(self, learn):
         loss_sum, n = all_reduce_sum([self.loss_sum, self.n]); rec = learn.record
@@ -371,11 +426,11 @@ class ProgressCB(Callback):
         if self.use_tqdm: self.bar = _tqdm(total=learn.n_batches, initial=learn.start_batch if learn.training else 0, desc=self.desc, leave=False)
     def after_batch(self, learn):
         if not is_main(): return
-        msg, now = f"loss {learn.loss.item():.4g}", time.time()
-        if self.bar is not None: self.bar.update(); return self.bar.set_postfix_str(msg, refresh=False)
+        now = time.time(); msg = lambda: f"loss {learn.loss_value():.4g}"
+        if self.bar is not None: self.bar.update(); return self.bar.set_postfix_str(msg(), refresh=False)
         last = learn.iter + 1 == learn.n_batches
         if now - self.t_last < (0.5 if self.nb else self.every_s) and not (self.nb and last): return
-        self.t_last = now; self.handle = show_text(f"{self.desc} {learn.iter + 1}/{learn.n_batches} {msg} [{now - self.t0:.1f} s]", self.handle)
+        self.t_last = now; self.handle = show_text(f"{self.desc} {learn.iter + 1}/{learn.n_batches} {msg()} [{now - self.t0:.1f} s]", self.handle)
     def after_epoch(self, learn):
         if is_main() and learn.epoch_end: print(format_record(learn.record), flush=True)
     def cleanup_epoch(self, learn):
@@ -402,7 +457,7 @@ class PlotCB(Callback):
         self.live = (in_notebook() if self.show is None else self.show) and is_main()
     def after_batch(self, learn):
         if not learn.training: return
-        self.train.append((learn.n_step, learn.loss.item()))
+        self.train.append((learn.n_step, learn.loss_value()))
         if self.live and len(self.train) % self.every == 0: self._update()
     def after_epoch(self, learn):
         if learn.epoch_end and 'valid_loss' in learn.record: self.valid.append((learn.n_step, learn.record['valid_loss']))
@@ -547,7 +602,7 @@ def load_checkpoint(path, model:nn.Module|None=None, learn=None, strict:bool=Tru
     return state
 
 # %% ../nbs/09_train.ipynb #787dab7f
-RESUME_KEYS = ('epochs', 'batch_size', 'lr', 'sched', 'accum')  # training settings a resumed run must share
+RESUME_KEYS = ('epochs', 'steps', 'batch_size', 'lr', 'sched', 'accum')  # training settings a resumed run must share
 
 def check_same_run(ckpt, config:dict, train_config:dict): # checkpoint folder; model config and training config asked for
     "Raise `UsageError` listing what differs between checkpoint `ckpt` and the run asked for (model config, RESUME_KEYS)."

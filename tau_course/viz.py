@@ -80,7 +80,7 @@ class CurvesCB(Callback):
     def before_fit(self, learn): self.train, self.valid, self.lrs = [], [], []
     def before_step(self, learn): self.lrs.append((learn.n_step + 1, learn.opt.param_groups[0]['lr']))  # the lr this step uses
     def after_batch(self, learn):
-        if learn.training: self.train.append((learn.n_step, learn.loss.item()))
+        if learn.training: self.train.append((learn.n_step, learn.loss_value()))  # the step's one host read, shared
     def after_epoch(self, learn):
         if learn.epoch_end and 'valid_loss' in learn.record: self.valid.append((learn.n_step, learn.record['valid_loss']))
     def figure(self)->plt.Figure: return dashboard_figure(self.train, self.valid, self.lrs)

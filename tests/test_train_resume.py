@@ -32,19 +32,19 @@ train(cfg, sys.argv[1], resume=sys.argv[3] == '1', cbs=[Announce()], quiet=True)
 '''
 
 
-def _cmd(out, resume): return [sys.executable, '-c', SCRIPT, str(out), json.dumps(CFG), '1' if resume else '0']
+def _cmd(out, resume, cfg=CFG): return [sys.executable, '-c', SCRIPT, str(out), json.dumps(cfg), '1' if resume else '0']
 def _env(): return {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONPATH': str(ROOT)}
 
 
-def _run(out, resume=False):
-    p = subprocess.run(_cmd(out, resume), cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
+def _run(out, resume=False, cfg=CFG):
+    p = subprocess.run(_cmd(out, resume, cfg), cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
     assert p.returncode == 0, p.stderr[-3000:]
     return p.stdout
 
 
-def _kill_at(out, step):
+def _kill_at(out, step, cfg=CFG):
     "Start a run and SIGKILL it as soon as it reports `step` (the kill lands somewhere in the next step or its save)."
-    p = subprocess.Popen(_cmd(out, False), cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(_cmd(out, False, cfg), cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         for line in p.stdout:
             if line.strip() == f'step {step}':
@@ -57,17 +57,19 @@ def _kill_at(out, step):
 def _tensors(d): return {f'{n}:{k}': v for n in ('model', 'trainer') for k, v in load_file(d / f'{n}.safetensors').items()}
 
 
-def test_sigkill_then_resume_is_bit_identical(tmp_path):
+# sized in epochs, and sized in steps (a --minutes run: 25 steps, the third epoch cut short, OneCycle over 25 steps)
+@pytest.mark.parametrize('sizing', [{}, {'steps': 25}], ids=['epochs', 'steps'])
+def test_sigkill_then_resume_is_bit_identical(tmp_path, sizing):
     from tau_course.train import find_checkpoint
-    a, b = tmp_path / 'straight', tmp_path / 'killed'
-    _run(a)
-    step = random.Random().randint(2, N_STEPS - 2)
-    _kill_at(b, step)
+    a, b, cfg = tmp_path / 'straight', tmp_path / 'killed', {**CFG, **sizing}
+    _run(a, cfg=cfg)
+    step = random.Random().randint(2, sizing.get('steps', N_STEPS) - 2)
+    _kill_at(b, step, cfg)
     ck = find_checkpoint(b / 'last')
     assert ck is not None, f'killed after step {step}: no loadable checkpoint in {sorted(os.listdir(b))}'
     saved = json.loads((ck / 'state.json').read_text())['step']
     assert saved >= step, (saved, step)
-    out = _run(b, resume=True)
+    out = _run(b, resume=True, cfg=cfg)
     assert out.split()[:2] == ['step', str(saved + 1)], out[:200]  # it continued from the checkpoint, not from scratch
     ta, tb = _tensors(a / 'last'), _tensors(b / 'last')
     assert ta.keys() == tb.keys()
@@ -79,6 +81,7 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path):
     keep = ('epoch', 'step', 'train_loss', 'valid_loss', 'lr', 'mse', 'ssim')
     assert [{k: r.get(k) for k in keep} for r in la] == [{k: r.get(k) for k in keep} for r in lb]
     assert not list(b.glob('*.tmp-*')) and not (b / 'last.old').exists()
+    assert sa['step'] == sizing.get('steps', N_STEPS)  # a run sized in steps stops on its last one
 
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
