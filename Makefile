@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 TORCH_INDEX ?=
 PIP_TORCH := $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX),)
 
-.PHONY: venv demo test test-slow lab export wheel clean
+.PHONY: venv demo test test-slow lab export wheel gpu-wheels clean
 
 $(VENV)/.installed: settings.ini setup.py pyproject.toml constraints-cpu.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,17 @@ export: $(VENV)/.installed
 
 wheel: $(VENV)/.installed
 	$(BIN)/python -m pip wheel -q --no-deps . -w dist/
+
+# Pure-Python wheels a GPU device machine lacks (README, "On a GPU"), at the versions of .venv, into the git-ignored
+# .whl/ that the device command installs. tau_course imports none of them at run time; fastcore is carried for code
+# and tests that use it there.
+GPU_WHEELS ?= fastcore
+gpu-wheels: $(VENV)/.installed
+	mkdir -p .whl
+	for p in $(GPU_WHEELS); do \
+	  v=$$($(BIN)/python -c 'import importlib.metadata as m, sys; print(m.version(sys.argv[1]))' $$p) || exit 1; \
+	  $(BIN)/python -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 -d .whl "$$p==$$v" || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info runs .pytest_cache

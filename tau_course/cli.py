@@ -72,10 +72,12 @@ def cmd_export(a)->int:
 
 # %% ../nbs/10_cli.ipynb #c14eaa08
 def cmd_bench(a)->int:
-    "Benchmark --recipes x --modes x --batch-size x --retain, --rounds times (a child per row with --isolate); write results/<name>.json."
+    "Benchmark --recipes x --modes x --batch-size x --retain on --device, --rounds times; write results/<name>.json."
     from tau_course import bench  # chapter 24: the command line is the one module allowed to reach forward
+    device = runner.resolve_device(a.device)  # a missing device is refused before any model is built
+    print(f"tau-course bench: device {device}", flush=True)
     bench.run_grid(a.recipes, a.modes, a.batch_size, a.retain, a.rounds, a.steps, a.warmup, a.seed, a.isolate, a.data,
-                   Path(a.results) / f'{a.name}.json', a.name)
+                   Path(a.results) / f'{a.name}.json', a.name, device=device)
     return EXIT_OK
 
 # %% ../nbs/10_cli.ipynb #52b1a4ba
@@ -154,7 +156,8 @@ def _eval_parsers(sub)->list:
 def _bench_parser(sub):
     b = sub.add_parser('bench', help="measure models' cost on this machine"); b.set_defaults(func=cmd_bench)
     b.add_argument('--recipes', nargs='+', required=True, help='recipe names; their models are measured in one process')
-    b.add_argument('--modes', nargs='+', default=['eager'], help='reference, eager, channels_last, bf16, compile (chapter 24)')
+    b.add_argument('--modes', nargs='+', default=['eager'], help="modes, each of parts joined by '+' (e.g. bf16+channels_last+compile) from: "
+                   "reference, eager, fp32 (no TF32), tf32 (CUDA), channels_last, bf16, compile (chapter 24)")
     b.add_argument('--batch-size', type=int, nargs='+', default=[16]); b.add_argument('--steps', type=int, default=5)
     b.add_argument('--warmup', type=int, default=2); b.add_argument('--name', default='bench')
     b.add_argument('--isolate', action='store_true', help='each row in a fresh child process (its own peak memory)')
@@ -178,7 +181,7 @@ def build_parser()->argparse.ArgumentParser:
     dp.add_argument('name', choices=DATASET_NAMES); dp.add_argument('--src', required=True); dp.add_argument('--root')
     for s in (t, e, b): s.add_argument('--results', default='results', help='folder for <name>.json')
     for s in (t, d): s.add_argument('--quiet', action='store_true', help='no progress bars')
-    for s in (t, e, r, d): s.add_argument('--device', default='auto', help="auto (CUDA if present, else CPU), cpu, cuda or cuda:N")
+    for s in (t, e, r, d, b): s.add_argument('--device', default='auto', help="auto (CUDA if present, else CPU), cpu, cuda or cuda:N")
     return p
 
 # %% ../nbs/10_cli.ipynb #97d12dc8

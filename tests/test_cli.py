@@ -110,6 +110,21 @@ def test_bench_isolated_rows_and_data_rate(tmp_path):
     assert bad.returncode == 2 and 'unknown mode' in bad.stderr
 
 
+def test_bench_takes_a_device_and_refuses_a_missing_one(tmp_path):
+    "`bench --device` like train/eval/predict/demo: a device this machine lacks is one line and exit 2, before any row runs."
+    import torch
+    missing = 'cuda:7' if torch.cuda.device_count() < 8 else 'cuda:99'
+    out = tau_course('bench', '--recipes', 'mmnist_cpu_tiny', '--device', missing, '--results', tmp_path / 'res')
+    _one_line_error(out, f"tau-course bench: error: device '{missing}'")
+    assert not (tmp_path / 'res').exists() and 'recipe' not in out.stdout  # no row was measured
+    ok = tau_course('bench', '--recipes', 'mmnist_cpu_tiny', '--modes', 'fp32', 'bf16+channels_last', '--batch-size', 1,
+                    '--steps', 1, '--warmup', 0, '--device', 'cpu', '--results', tmp_path / 'res', '--name', 'cpu')
+    assert ok.returncode == 0 and ok.stdout.startswith('tau-course bench: device cpu'), ok.stderr[-2000:]
+    rec = json.loads((tmp_path / 'res' / 'cpu.json').read_text())
+    assert rec['config']['device'] == 'cpu' and {r['device'] for r in rec['rows']} == {'cpu'}
+    assert [s['mode'] for s in rec['speedups']] == ['fp32', 'bf16+channels_last'] and rec['speedups'][0]['train_speedup'] == 1.0
+
+
 def _one_line_error(out, *words):
     lines = out.stderr.strip().splitlines()
     assert out.returncode == 2 and len(lines) == 1 and all(w in lines[0] for w in words), (out.returncode, out.stderr[-2000:])
