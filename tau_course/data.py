@@ -4,10 +4,10 @@
 
 # %% auto #0
 __all__ = ['MNIST_FILES', 'MNIST_SHA256', 'MMNIST_TEST_SHA256', 'MMNIST_TEST_URL', 'STANDIN_SEED', 'STANDIN_FINGERPRINT',
-           'MNIST_MIRRORS', 'parse_idx', 'read_idx', 'load_mnist', 'as_frames', 'show_grid', 'bounce_path',
-           'random_trajectory', 'render', 'to_xy', 'draw_plan', 'horizon', 'MovingMNIST', 'mmnist_test_path',
-           'MovingMNISTTestFile', 'fingerprint', 'standin_test_set', 'mmnist_test_set', 'Pooled', 'save_gif',
-           'animate_html', 'download_mnist']
+           'U8_TO_FLOAT', 'MNIST_MIRRORS', 'parse_idx', 'read_idx', 'load_mnist', 'as_frames', 'show_grid',
+           'bounce_path', 'random_trajectory', 'render', 'to_xy', 'draw_plan', 'horizon', 'MovingMNIST',
+           'mmnist_test_path', 'MovingMNISTTestFile', 'fingerprint', 'standin_test_set', 'mmnist_test_set', 'Pooled',
+           'draw_starts', 'bounce_paths', 'render_batch', 'save_gif', 'animate_html', 'download_mnist']
 
 # %% ../nbs/01_data.ipynb #e223c262
 import gzip, hashlib, math, operator, urllib.request, warnings, zlib
@@ -153,13 +153,17 @@ def random_trajectory(rng:np.random.Generator, # source of the start and the ang
     return (canvas*ys).astype(np.int64), (canvas*xs).astype(np.int64)  # int() truncates
 
 # %% ../nbs/01_data.ipynb #31ad03dc
+def _check_corners(rows:np.ndarray, cols:np.ndarray, h:int, w:int, image_size:int):
+    "Raise unless every h x w paste at (rows, cols) lies inside the S x S frame."
+    if rows.min() < 0 or cols.min() < 0 or rows.max() + h > image_size or cols.max() + w > image_size:
+        raise UsageError(f"digit corners must lie in [0, {image_size-max(h, w)}], got rows {rows.min()}..{rows.max()}, cols {cols.min()}..{cols.max()}")
+
 def render(digits:np.ndarray, # (D,28,28) uint8 digit images
            rows:np.ndarray, cols:np.ndarray, # (D,T) top-left corners in pixels
            image_size:int=64)->np.ndarray: # (T,S,S) uint8 frames
     "Paste each digit at its corners into black frames, combining overlaps with a pixel-wise max."
     (D, T), (h, w) = rows.shape, digits.shape[1:]
-    if rows.min() < 0 or cols.min() < 0 or max(rows.max()+h, cols.max()+w) > image_size:
-        raise UsageError(f"digit corners must lie in [0, {image_size-h}], got rows {rows.min()}..{rows.max()}, cols {cols.min()}..{cols.max()}")
+    _check_corners(rows, cols, h, w, image_size)
     frames = np.zeros((T, image_size, image_size), np.uint8)
     for k in range(D):
         for t in range(T):
@@ -232,8 +236,8 @@ class MovingMNIST(Dataset):
     def __len__(self): return self.length
     def plan(self, i:int)->tuple[np.ndarray, np.ndarray, np.ndarray]:
         "rows, cols (D,T) of each digit's corner and the MNIST indices (D,) of sequence i."
-        rng = np.random.default_rng([self.seed, self.epoch, _index(i, self.length)])
-        return draw_plan(rng, self.num_digits, self.n_frames_total, self.canvas, len(self.images))
+        return draw_plan(self._rng(i, self.epoch), self.num_digits, self.n_frames_total, self.canvas, len(self.images))
+    def _rng(self, i, epoch:int)->np.random.Generator: return np.random.default_rng([self.seed, epoch, _index(i, self.length)])
     def sequence(self, i:int)->np.ndarray:
         "The uint8 frames (n_frames_input + n_future, S, S) of sequence i."
         rows, cols, idx = self.plan(i)
@@ -323,12 +327,107 @@ class Pooled(Dataset):
     def set_epoch(self, epoch:int):
         if hasattr(self.ds, 'set_epoch'): self.ds.set_epoch(epoch)
     def __len__(self): return len(self.ds)
-    def __getitem__(self, i):
-        x, y = self.ds[i]
-        if x.shape[-1] % self.factor or x.shape[-2] % self.factor:
-            raise UsageError(f"frames of {tuple(x.shape[-2:])} are not divisible by the pooling factor {self.factor}")
-        return tuple(F.avg_pool2d(f, self.factor) for f in (x, y))  # (T, C, H, W) -> (T, C, H/f, W/f)
+    def _pool(self, f:torch.Tensor)->torch.Tensor: # (T, C, H, W) or a batch (N, T, C, H, W) -> (..., H/f, W/f)
+        if f.shape[-1] % self.factor or f.shape[-2] % self.factor:
+            raise UsageError(f"frames of {tuple(f.shape[-2:])} are not divisible by the pooling factor {self.factor}")
+        return F.avg_pool2d(f.flatten(0, -4), self.factor).unflatten(0, f.shape[:-3])
+    def __getitem__(self, i): return tuple(self._pool(f) for f in self.ds[i])
     def __repr__(self): return f"Pooled({self.ds!r}, factor={self.factor})"
+
+# %% ../nbs/01_data.ipynb #99cfcfd3
+def draw_starts(rng:np.random.Generator, num_digits:int, n_images:int)->list[tuple]: # per digit (y, x, θ, digit)
+    "The random part of `draw_plan`, in its order: per digit the start x, y and angle of its trajectory, then the digit."
+    out = []
+    for _ in range(num_digits):
+        x, y, u = rng.random(3)
+        out.append((y, x, 2*math.pi*u, rng.integers(n_images)))  # θ as `random_trajectory` computes it
+    return out
+
+def bounce_paths(y:np.ndarray, x:np.ndarray, theta:np.ndarray, # (M,) starts and angles of M digits
+                 n_frames:int, step:float=0.1)->tuple[np.ndarray, np.ndarray]: # ys, xs (M, n_frames)
+    "`bounce_path` for M digits at once: the same float64 operations, elementwise, hence the same bits."
+    v = np.array([[math.sin(t) for t in theta], [math.cos(t) for t in theta]])  # (2, M) vy, vx, by libm as `bounce_path`
+    p, out = np.array([y, x], np.float64), np.empty((2, len(theta), n_frames))
+    for t in range(n_frames):
+        p = p + v*step                            # step first, both axes at once
+        v = np.where((p <= 0) | (p >= 1), -v, v)  # inclusive wall tests, flip...
+        p = np.clip(p, 0.0, 1.0)                  # ...and clamp: for every float the same as the `if`s of `bounce_path`
+        out[:, :, t] = p
+    return out[0], out[1]
+
+# %% ../nbs/01_data.ipynb #8700b330
+U8_TO_FLOAT = np.divide(np.arange(256, dtype=np.uint8), 255, dtype=np.float32)  # the float `to_xy` makes of each byte
+
+def _paste_numpy(digits, rows, cols, S):
+    (N, D, T), (h, w) = rows.shape, digits.shape[-2:]
+    out = np.zeros((N, T, S, S), digits.dtype); sN, sT, sR, sC = out.strides
+    win = np.lib.stride_tricks.as_strided(out, (N, T, S-h+1, S-w+1, h, w), (sN, sT, sR, sC, sR, sC))  # all windows
+    n, t = np.ogrid[:N, :T]
+    win[n, t, rows[:, 0], cols[:, 0]] = digits[:, 0, None]  # the first digit lands on black: max(0, d) = d
+    for k in range(1, D):  # one digit's windows lie in different frames: one indexed read-max-write per digit
+        at = (n, t, rows[:, k], cols[:, k]); win[at] = np.maximum(win[at], digits[:, k, None])
+    return out
+
+def _paste_torch(digits, rows, cols, S):
+    (N, D, T), (h, w), dev = rows.shape, digits.shape[-2:], digits.device
+    offs = (torch.arange(h, device=dev)[:, None]*S + torch.arange(w, device=dev)).view(-1)  # a window's pixels in a frame
+    corner = torch.arange(N*T, device=dev).view(N, T)*S*S + torch.from_numpy(rows*S + cols).to(dev).transpose(0, 1)
+    out = torch.zeros(N*T*S*S, dtype=digits.dtype, device=dev)
+    for k in range(D):
+        at = (corner[k][..., None] + offs).view(-1)  # (N*T*h*w,) flat pixel indices of digit k's pastes
+        out[at] = torch.maximum(out[at], digits[:, k, None].expand(N, T, h, w).reshape(-1))
+    return out.view(N, T, S, S)
+
+# %% ../nbs/01_data.ipynb #10b69a8e
+def render_batch(digits, # (N,D,h,w) uint8 or float32 digits: a numpy array (rendered on the CPU) or a tensor (on its device)
+                 rows:np.ndarray, cols:np.ndarray, # (N,D,T) integer corners in pixels
+                 image_size:int=64): # -> (N,T,S,S) frames of `digits`' dtype: numpy, or a tensor on `digits`' device
+    "`render` for N sequences at once: F[n,t] = the max over k of digit (n,k) pasted at (rows[n,k,t], cols[n,k,t])."
+    rows, cols = np.asarray(rows), np.asarray(cols)
+    if digits.ndim != 4 or rows.ndim != 3 or rows.shape != cols.shape or rows.shape[:2] != tuple(digits.shape[:2]):
+        raise UsageError(f"expected digits (N,D,h,w) and rows, cols (N,D,T) with the same N and D, got "
+                         f"{tuple(digits.shape)}, {rows.shape}, {cols.shape}")
+    _check_corners(rows, cols, *digits.shape[-2:], image_size)
+    paste = _paste_torch if isinstance(digits, torch.Tensor) else _paste_numpy
+    return paste(digits, rows.astype(np.int64), cols.astype(np.int64), image_size)
+
+# %% ../nbs/01_data.ipynb #1ed168ec
+def _plans(self, idx)->tuple[np.ndarray, np.ndarray, np.ndarray]:
+    "rows, cols (N,D,T) of each digit's corner and the MNIST indices (N,D) of sequences `idx`: `plan`'s draws, paths at once."
+    if len(idx) == 0: raise UsageError("expected at least one sequence index, got none")
+    epoch, shape = self.epoch, (len(idx), self.num_digits, self.n_frames_total)
+    draws = np.array([draw_starts(self._rng(i, epoch), self.num_digits, len(self.images)) for i in idx])  # (N,D,4)
+    ys, xs = bounce_paths(*draws[..., :3].reshape(-1, 3).T, self.n_frames_total)
+    corner = lambda p: (self.canvas*p).astype(np.int64).reshape(shape)  # int() truncates, as `random_trajectory`
+    return corner(ys), corner(xs), draws[..., 3].astype(np.int64)
+
+def _render_many(ds, idx, device, table=None)->torch.Tensor:
+    rows, cols, digits = ds.plans(idx)
+    d = ds.images[digits] if table is None else table[ds.images[digits]]  # (N,D,28,28): 784 conversions per digit
+    if device is None or torch.device(device).type == 'cpu': return torch.from_numpy(render_batch(d, rows, cols, ds.image_size))
+    return render_batch(torch.from_numpy(d).to(device), rows, cols, ds.image_size)
+
+def _sequences(self, idx, device=None)->torch.Tensor:
+    "The uint8 frames (N, T, S, S) of sequences `idx` on `device` (default: the CPU): `sequence(i)` stacked, bit for bit."
+    return _render_many(self, idx, device)
+
+def _batch(self, idx, device=None)->tuple[torch.Tensor, torch.Tensor]:
+    "x (N, T_in, 1, S, S), y (N, n_future, 1, S, S) float32 of sequences `idx` on `device`: `ds[i]` stacked, bit for bit."
+    f = _render_many(self, idx, device, U8_TO_FLOAT)[:, :, None]
+    return f[:, :self.n_frames_input], f[:, self.n_frames_input:]
+
+MovingMNIST.plans, MovingMNIST.sequences, MovingMNIST.batch = _plans, _sequences, _batch
+MovingMNIST.__getitems__ = lambda self, idx: list(zip(*self.batch(idx)))  # what the DataLoader calls with a batch's indices
+
+# %% ../nbs/01_data.ipynb #f9a7be31
+def _pooled_batch(self, idx, device=None)->tuple[torch.Tensor, torch.Tensor]:
+    "x, y (N, T, C, H/f, W/f) of items `idx`: the inner dataset's `batch` pooled, or its items stacked where it has none."
+    if callable(getattr(self.ds, 'batch', None)): x, y = self.ds.batch(idx, device)
+    else: x, y = (torch.stack(f).to(device or 'cpu') for f in zip(*(self.ds[i] for i in idx)))
+    return self._pool(x), self._pool(y)
+
+Pooled.batch = _pooled_batch
+Pooled.__getitems__ = lambda self, idx: list(zip(*self.batch(idx)))
 
 # %% ../nbs/01_data.ipynb #1a10ba06
 def _animation(frames, fps:float=4, size:float=1.3, cmap:str='gray')->animation.FuncAnimation:

@@ -63,3 +63,14 @@ def test_torch_compile_trains_on_cuda():
     assert ((out - ref).abs().max() / ref.abs().max()).item() < 1e-4
     for p, g in zip(model.parameters(), g_ref):
         assert torch.isfinite(p.grad).all() and (p.grad - g).abs().max() <= 1e-3 * g.abs().max() + 1e-8
+
+
+def test_the_batched_generator_renders_the_same_bits_on_cuda():
+    "Moving MNIST rendered on the GPU (uint8 frames, float (x, y), pooled) equals the CPU's, bit for bit."
+    from tau_course.data import MovingMNIST, Pooled
+    ds, idx = MovingMNIST(length=256, seed=3), list(range(0, 256, 3))
+    cpu, gpu = ds.sequences(idx), ds.sequences(idx, device='cuda')
+    assert gpu.is_cuda and torch.equal(gpu.cpu(), cpu)
+    for a, b in zip(ds.batch(idx), ds.batch(idx, device='cuda')): assert b.is_cuda and torch.equal(b.cpu(), a)
+    p = Pooled(ds, 2)
+    for a, b in zip(p.batch(idx), p.batch(idx, device='cuda')): assert torch.equal(b.cpu(), a)
