@@ -5,10 +5,10 @@
 # %% auto #0
 __all__ = ['MODES', 'CONFLICTS', 'median_seconds', 'gemm_gflops', 'copy_gbs', 'ceiling', 'straightforward', 'mode_parts',
            'prepare', 'agreement', 'train_step', 'bench_mode', 'data_seq_s', 'data_rates', 'isolated', 'recipe_batch',
-           'retain_freed_memory', 'fault_probe', 'bench_recipe', 'speedups', 'run_grid']
+           'retain_freed_memory', 'fault_probe', 'bench_recipe', 'speedups', 'amp_quality', 'run_grid']
 
 # %% ../nbs/24_performance.ipynb #f8476019
-import copy, ctypes, multiprocessing as mp, platform, queue, resource, time
+import copy, ctypes, json, multiprocessing as mp, platform, queue, resource, time
 from contextlib import ExitStack, contextmanager, nullcontext
 from functools import partial
 from pathlib import Path
@@ -283,6 +283,30 @@ def speedups(rows:list, # bench_recipe rows, each with a 'round' (the CLI's --ro
                         peak_rss_mb=peak('peak_rss_mb'), peak_train_mb=peak('peak_train_mb')))
     return out
 
+# %% ../nbs/24_performance.ipynb #185b0abf
+def _kind(m:dict)->tuple: return (m.get('device', 'cpu').split(':')[0], m.get('cpu'), tuple(sorted(m.get('cpu_flags', ()))))
+
+def amp_quality(paths:list, # training records (results/*.json): per seed one fp32 run and one bf16 or fp16 run
+                machine:dict|None=None, # the benchmark's machine record: the runs must be of its kind
+                tolerance:float=0.02)->dict: # the largest relative MSE increase the rule accepts
+    "The equal-steps quality check of a lower precision: validation MSE per seed against fp32, from the runs' records."
+    recs = {Path(p).name: json.loads(Path(p).read_text()) for p in paths}
+    kinds = {_kind(r['machine']) for r in recs.values()} | ({_kind(machine)} if machine else set())
+    if len(kinds) != 1: raise UsageError(f"runs of different machines are never paired; got {sorted(kinds)}")
+    by_seed = {}
+    for name, r in recs.items(): by_seed.setdefault(r['seed'], {})[r['machine']['precision']] = (name, r)
+    pairs = []
+    for seed, runs in sorted(by_seed.items()):
+        low = sorted(set(runs) - {'fp32'})
+        if 'fp32' not in runs or len(low) != 1: raise UsageError(f"seed {seed}: expected one fp32 run and one bf16 or fp16 run, got {sorted(runs)}")
+        (na, a), (nb, b) = runs['fp32'], runs[low[0]]
+        steps = {r['history'][-1]['step'] for r in (a, b)}
+        if len(steps) != 1: raise UsageError(f"seed {seed}: {na} and {nb} ran different numbers of steps {sorted(steps)}")
+        pairs.append(dict(seed=seed, precision=low[0], steps=steps.pop(), fp32_mse=a['metrics']['mse'], mse=b['metrics']['mse'],
+                          rel_diff=b['metrics']['mse'] / a['metrics']['mse'] - 1, records=[na, nb]))
+    worst = max(p['rel_diff'] for p in pairs)
+    return dict(pairs=pairs, worst_rel_diff=worst, tolerance=tolerance, kind=list(kinds.pop()), keep=worst <= tolerance)
+
 # %% ../nbs/24_performance.ipynb #d95f91f0
 def _check_grid(recipes, modes, batch_sizes, retain, rounds, steps, warmup, isolate, infer_batch_size=None):
     for r in recipes:
@@ -301,10 +325,12 @@ def _machine(dev)->dict:
 def run_grid(recipes:list, modes:list=('eager',), batch_sizes:list=(16,), retain:list=('off',), rounds:int=1, steps:int=5,
              warmup:int=2, seed:int=0, isolate:bool=False, data:bool=False, # also the Moving MNIST generation rates
              path=None, name:str='bench', # where to write the record (None: nowhere)
-             *, device=None, infer_batch_size:int|None=None)->list: # default CUDA if present; inference batch (default: each batch size)
+             *, device=None, infer_batch_size:int|None=None, # default CUDA if present; inference batch (default: each batch size)
+             quality:list|None=None)->list: # training records of `amp_quality` to check and attach to the record
     "Benchmark recipes x modes x batch sizes x retain on `device`, `rounds` times (a child per row with `isolate`); returns the rows."
     _check_grid(recipes, modes, batch_sizes, retain, rounds, steps, warmup, isolate, infer_batch_size)
     t0, rows, dev = time.time(), [], resolve_device(device)
+    if quality: amp_quality(quality, _machine(dev))  # mispaired runs are refused before an hour of rows
     for rnd in range(rounds):  # whole grid per round, reference and compared rows back to back
         for r, m, b, ret in ((r, m, b, ret) for r in recipes for m in modes for b in batch_sizes for ret in retain):
             kw = dict(name=r, batch_size=b, mode=m, steps=steps, warmup=warmup, seed=seed, retain=ret == 'on',
@@ -317,6 +343,7 @@ def run_grid(recipes:list, modes:list=('eager',), batch_sizes:list=(16,), retain
     ref = next((m for m in ('reference', 'eager', 'fp32') if m in modes), None)  # records of modes only: no speed-ups
     if ref and 'off' in retain: extra['speedups'] = speedups(rows, (ref, False))
     if data: extra.update(data_rates(MovingMNIST(length=1001), n=1000, device=dev))  # 64x64, 20 frames, one process
+    if quality: extra['amp_quality'] = amp_quality(quality, _machine(dev))
     config = dict(recipes=list(recipes), modes=list(modes), batch_size=list(batch_sizes), retain=list(retain), rounds=rounds,
                   steps=steps, warmup=warmup, isolate=isolate, device=str(dev), infer_batch_size=infer_batch_size)
     write_result(path, name, config, seed, metrics, None, time.time() - t0, None, machine=_machine(dev), **extra)

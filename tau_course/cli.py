@@ -77,7 +77,7 @@ def cmd_bench(a)->int:
     device = runner.resolve_device(a.device)  # a missing device is refused before any model is built
     print(f"tau-course bench: device {device}", flush=True)
     bench.run_grid(a.recipes, a.modes, a.batch_size, a.retain, a.rounds, a.steps, a.warmup, a.seed, a.isolate, a.data,
-                   Path(a.results) / f'{a.name}.json', a.name, device=device)
+                   Path(a.results) / f'{a.name}.json', a.name, device=device, quality=a.quality)
     return EXIT_OK
 
 # %% ../nbs/10_cli.ipynb #52b1a4ba
@@ -165,6 +165,7 @@ def _bench_parser(sub):
     b.add_argument('--retain', nargs='+', choices=('off', 'on'), default=['off'], help="glibc keeps freed memory ('on' needs --isolate)")
     b.add_argument('--rounds', type=int, default=1, help='repeat the grid; speed-ups are medians of per-round ratios')
     b.add_argument('--seed', type=int, default=0, help='seed of the model weights and the random batch')
+    b.add_argument('--quality', nargs='+', metavar='RECORD', help='equal-steps fp32 / bf16 training records of this machine kind to check and attach (chapter 24)')
     return b
 
 # %% ../nbs/10_cli.ipynb #55728e77
