@@ -30,7 +30,8 @@ def _key_value(s:str)->tuple:
 def recipe_from_args(a):
     "The TrainConfig of `a.config` with the command line's overrides, checked (`UsageError` names the flag)."
     over = {k: v for k, v in dict(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed,
-                                 n_future=a.n_future, alpha=a.alpha, valid=a.valid, num_workers=a.num_workers).items() if v is not None}
+                                 n_future=a.n_future, alpha=a.alpha, valid=a.valid, num_workers=a.num_workers,
+                                 ema=a.ema).items() if v is not None}
     if a.minutes is not None and a.epochs is not None:
         raise UsageError("--minutes and --epochs both size the run; pass one (--minutes picks the step count itself)")
     over['amp'] = runner.resolve_amp(a.amp, runner.resolve_device(a.device))  # 'auto': bf16 where this device has it (09b)
@@ -128,6 +129,7 @@ def _train_parser(sub):
     t.add_argument('--amp', choices=['auto', 'fp32', 'bf16', 'fp16'], default='auto',
                    help='autocast: auto (bf16 where the CPU/GPU has it, else fp32), fp32, bf16, fp16 (CUDA)')
     t.add_argument('--alpha', type=float, help='weight of DDR in the loss (0 turns it off)')
+    t.add_argument('--ema', type=float, metavar='DECAY', help='validate and keep an average of the weights with this decay, e.g. 0.999 (chapter 09)')
     t.add_argument('--valid', choices=['heldout', 'test'], help="validation set: held-out sequences (default) or the test set (OpenSTL's protocol)")
     t.add_argument('--model-opt', action='append', metavar='KEY=VALUE',
                    help='override a model field, e.g. use_sa=false, sa_variant="dense", hid_T=128 (repeatable)')

@@ -24,7 +24,7 @@ from .data import MovingMNIST, MovingMNISTTestFile, Pooled, STANDIN_SEED, mmnist
 from .model import TAU, TAUConfig, CONFIGS, rollout
 from .losses import tau_loss
 from .metrics import MetricAccumulator
-from .train import (SCHEDULES, Callback, CancelFitException, CheckpointCB, DataLoaders, DDPCB, LogCB, MetricsCB,
+from .train import (SCHEDULES, Callback, CancelFitException, CheckpointCB, DataLoaders, DDPCB, EMACB, LogCB, MetricsCB,
     NonFiniteCB, PlotCB, ProgressCB, ToyNet, ToyVideo, TrainLearner, backend_flags, check_amp, cosine_sched, find_checkpoint,
     get_rng_state, is_dist, make_loader, resolve_device, seed_everything, set_rng_state, setup_distributed, unwrap)
 
@@ -56,6 +56,7 @@ class TrainConfig:
     num_workers: int = 0
     valid: str = 'heldout'          # 'heldout': sequences no test set holds; 'test': OpenSTL's protocol (labelled)
     steps: int|None = None          # a run of exactly this many optimiser steps instead of `epochs` (time-budgeted runs)
+    ema: float = 0.0                # decay of an average of the weights (EMACB), validated and saved as `best`; 0: none
 
 # %% ../nbs/09a_recipes.ipynb #18ea6d4e
 def _bad(name:str, v, want:str): raise UsageError(f"{name} must be {want}, got {v!r}")
@@ -72,6 +73,7 @@ def check_config(cfg:TrainConfig)->TrainConfig:
     if not isinstance(cfg.alpha, (int, float)) or not math.isfinite(cfg.alpha) or cfg.alpha < 0: _bad('alpha', cfg.alpha, 'a finite number >= 0')
     if cfg.n_future is not None and (not isinstance(cfg.n_future, int) or cfg.n_future < 1): _bad('n_future', cfg.n_future, 'None or an integer >= 1')
     if cfg.steps is not None and (not isinstance(cfg.steps, int) or cfg.steps < 1): _bad('steps', cfg.steps, 'None or an integer >= 1')
+    if isinstance(cfg.ema, bool) or not isinstance(cfg.ema, (int, float)) or not (cfg.ema == 0 or 0 < cfg.ema < 1): _bad('ema', cfg.ema, '0 (off) or a decay in (0, 1)')
     if cfg.sched not in SCHEDULES: _bad('sched', cfg.sched, f'one of {sorted(SCHEDULES)}')
     if cfg.amp not in (None, 'bf16', 'fp16'): _bad('amp', cfg.amp, "None, 'bf16' or 'fp16'")
     if cfg.valid not in VALID_SETS: _bad('valid', cfg.valid, f'one of {VALID_SETS}')
@@ -224,6 +226,7 @@ def _callbacks(cfg:TrainConfig, model, out_dir, resume:bool, world:int, quiet:bo
     "The standard callbacks of a run, in the order they are listed (each has its own `order`)."
     return [NonFiniteCB(), MetricsCB(MetricAccumulator), LogCB(out_dir), *([DDPCB()] if world > 1 else []),
             CheckpointCB(out_dir, model_config(model, cfg), cfg.ckpt_every, cfg.monitor, resume=resume, train_config=asdict(cfg)),
+            *([EMACB(cfg.ema)] if cfg.ema else []),
             *([] if quiet else [ProgressCB(), PlotCB()]), *extra]
 
 # %% ../nbs/09a_recipes.ipynb #d83849ad

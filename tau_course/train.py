@@ -10,7 +10,7 @@ __all__ = ['EXIT_NONFINITE', 'SCHEDULES', 'CKPT_FILES', 'RESUME_KEYS', 'ToyVideo
            'is_dist', 'get_rank', 'get_world_size', 'is_main', 'all_reduce_sum', 'reduce_accumulator', 'make_loader',
            'NonFiniteCB', 'MetricsCB', 'in_notebook', 'format_record', 'show_text', 'ProgressCB', 'plot_losses',
            'PlotCB', 'LogCB', 'get_rng_state', 'set_rng_state', 'unwrap', 'trainer_state', 'load_trainer_state',
-           'find_checkpoint', 'save_checkpoint', 'load_checkpoint', 'check_same_run', 'CheckpointCB',
+           'find_checkpoint', 'save_checkpoint', 'load_checkpoint', 'check_same_run', 'CheckpointCB', 'EMACB',
            'setup_distributed', 'DDPCB']
 
 # %% ../nbs/09_train.ipynb #6fa3317d
@@ -535,6 +535,9 @@ def trainer_state(learn)->tuple:
             if torch.is_tensor(v): tensors[f'optimizer.state.{pid}.{k}'] = v.detach().cpu().contiguous().clone()
             else: scalars.setdefault(str(pid), {})[k] = v
     cbs = {type(cb).__name__: cb.state_dict() for cb in learn.cbs if isinstance(cb, Callback) and hasattr(cb, 'state_dict')}
+    for cb in learn.cbs:  # callbacks that carry tensors (EMACB's average) save them beside the optimiser's
+        for k, v in (cb.state_tensors() if hasattr(cb, 'state_tensors') else {}).items():
+            tensors[f'callback.{type(cb).__name__}.{k}'] = v.detach().cpu().contiguous().clone()
     scaler = getattr(learn, 'scaler', None)
     meta = dict(step=learn.n_step, epochs=learn.n_epochs, param_groups=sd['param_groups'], optimizer_scalars=scalars,
                 scheduler=learn.sched.state_dict() if learn.sched else None, scaler=scaler.state_dict() if scaler else None,
@@ -544,8 +547,9 @@ def trainer_state(learn)->tuple:
 # %% ../nbs/09_train.ipynb #0b0f5543
 def load_trainer_state(learn, tensors:dict, meta:dict):
     "Put `trainer_state`'s output back into `learn`: optimiser, scheduler, scaler, counters, callbacks, RNG (last)."
-    state = {}
+    state, cb_tensors = {}, {}
     for k, v in tensors.items():
+        if k.startswith('callback.'): _, cb, name = k.split('.', 2); cb_tensors.setdefault(cb, {})[name] = v; continue
         _, _, pid, name = k.split('.', 3); state.setdefault(int(pid), {})[name] = v
     for pid, d in meta['optimizer_scalars'].items(): state.setdefault(int(pid), {}).update(d)
     learn.opt.load_state_dict({'state': state, 'param_groups': meta['param_groups']})
@@ -555,6 +559,7 @@ def load_trainer_state(learn, tensors:dict, meta:dict):
     for cb in learn.cbs:
         d = meta['callbacks'].get(type(cb).__name__)
         if d is not None and hasattr(cb, 'load_state_dict'): cb.load_state_dict(d)
+        if type(cb).__name__ in cb_tensors and hasattr(cb, 'load_state_tensors'): cb.load_state_tensors(cb_tensors[type(cb).__name__])
     rng = meta['rng']; set_rng_state(rng[get_rank() % len(rng)])  # a different world size reuses states
 
 # %% ../nbs/09_train.ipynb #58e1463e
@@ -602,7 +607,7 @@ def load_checkpoint(path, model:nn.Module|None=None, learn=None, strict:bool=Tru
     return state
 
 # %% ../nbs/09_train.ipynb #787dab7f
-RESUME_KEYS = ('epochs', 'steps', 'batch_size', 'lr', 'sched', 'accum')  # training settings a resumed run must share
+RESUME_KEYS = ('epochs', 'steps', 'batch_size', 'lr', 'sched', 'accum', 'ema')  # training settings a resumed run must share
 
 def check_same_run(ckpt, config:dict, train_config:dict): # checkpoint folder; model config and training config asked for
     "Raise `UsageError` listing what differs between checkpoint `ckpt` and the run asked for (model config, RESUME_KEYS)."
@@ -642,6 +647,34 @@ class CheckpointCB(Callback):
         self.save('last', learn, learn.epoch + 1, 0)
     def state_dict(self): return dict(best=self.best, best_step=self.best_step)
     def load_state_dict(self, d): self.best, self.best_step = d['best'], d['best_step']
+
+# %% ../nbs/09_train.ipynb #b1709f1e
+class EMACB(Callback):
+    "An exponential moving average of the model's float tensors, swapped in for validation (and so for `best`)."
+    order = 10  # after_step before CheckpointCB (20): a checkpoint of step t holds the average of step t
+    def __init__(self, decay:float=0.999): # d in (0, 1); the effective decay warms up as min(d, (1+t)/(10+t))
+        if isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0 < decay < 1:
+            raise UsageError(f"EMA decay must be a number in (0, 1), got {decay!r}")
+        self.decay, self.ema, self.swapped = float(decay), None, False
+    def _floats(self, learn)->dict: return {k: v for k, v in unwrap(learn.model).state_dict().items() if v.is_floating_point()}
+    def before_fit(self, learn):
+        if self.ema is None: self.ema = {k: v.detach().clone() for k, v in self._floats(learn).items()}
+    @torch.no_grad()
+    def after_step(self, learn):
+        d = min(self.decay, (1 + learn.n_step) / (10 + learn.n_step))
+        for k, v in self._floats(learn).items(): self.ema[k].lerp_(v.detach(), 1 - d)
+    @torch.no_grad()
+    def swap(self, learn):
+        "Exchange the model's float tensors with the other copy (the average, or the live weights)."
+        for k, v in self._floats(learn).items():
+            live = v.clone(); v.copy_(self.ema[k]); self.ema[k].copy_(live)
+        self.swapped = not self.swapped
+    def before_epoch(self, learn):
+        if self.ema is not None and learn.training == self.swapped: self.swap(learn)  # train: live; validate: average
+    def state_dict(self): return dict(decay=self.decay, swapped=self.swapped)
+    def load_state_dict(self, d): self.decay, self.swapped = d['decay'], d['swapped']
+    def state_tensors(self)->dict: return dict(self.ema or {})
+    def load_state_tensors(self, t:dict): self.ema = {k: v.clone() for k, v in t.items()}
 
 # %% ../nbs/09_train.ipynb #59a4e2e0
 def setup_distributed()->tuple:
