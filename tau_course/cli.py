@@ -10,7 +10,7 @@ __all__ = ['EXIT_OK', 'EXIT_USAGE', 'USER_ERRORS', 'DATASET_NAMES', 'recipe_from
 import argparse, json, math, sys, warnings
 from pathlib import Path
 from .files import ChecksumError, UsageError, moved_names
-from .train import EXIT_NONFINITE, NonFiniteLossError
+from .train import EXIT_NONFINITE, SCHEDULES, NonFiniteLossError
 from .recipes import RECIPES, get_recipe, load_plugins
 from . import runner
 
@@ -31,13 +31,14 @@ def recipe_from_args(a):
     "The TrainConfig of `a.config` with the command line's overrides, checked (`UsageError` names the flag)."
     over = {k: v for k, v in dict(epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, seed=a.seed,
                                  n_future=a.n_future, alpha=a.alpha, valid=a.valid, num_workers=a.num_workers,
-                                 ema=a.ema).items() if v is not None}
+                                 ema=a.ema, sched=a.sched).items() if v is not None}
     if a.minutes is not None and a.epochs is not None:
         raise UsageError("--minutes and --epochs both size the run; pass one (--minutes picks the step count itself)")
     over['amp'] = runner.resolve_amp(a.amp, runner.resolve_device(a.device))  # 'auto': bf16 where this device has it (09b)
     try: cfg = get_recipe(a.config, **over)
     except UsageError as e: raise UsageError(str(e).replace('unknown recipe', 'unknown config')) from None
-    data = {k: v for k, v in dict(length=a.length, val_length=a.val_length, root=a.data_root, num_digits=a.digits).items()
+    data = {k: v for k, v in dict(length=a.length, val_length=a.val_length, root=a.data_root, num_digits=a.digits,
+                                  curriculum_epochs=a.curriculum_epochs).items()
             if v is not None}
     if data: cfg.data_kw = {**cfg.data_kw, **data}
     if a.model_opt: cfg.model_kw = {**cfg.model_kw, **dict(map(_key_value, a.model_opt))}
@@ -126,9 +127,11 @@ def _train_parser(sub):
         t.add_argument(f'--{f}', type=ty)
     _horizon(t, 'frames to predict in training (more than T: rolled out, chapter 09a)')
     t.add_argument('--digits', type=int, help='digits per Moving MNIST sequence (default 2)')
+    t.add_argument('--curriculum-epochs', type=int, metavar='N', help='Moving MNIST: train on one digit for the first N epochs (chapter 01)')
     t.add_argument('--amp', choices=['auto', 'fp32', 'bf16', 'fp16'], default='auto',
                    help='autocast: auto (bf16 where the CPU/GPU has it, else fp32), fp32, bf16, fp16 (CUDA)')
     t.add_argument('--alpha', type=float, help='weight of DDR in the loss (0 turns it off)')
+    t.add_argument('--sched', choices=sorted(SCHEDULES), help="learning-rate schedule (default: the recipe's)")
     t.add_argument('--ema', type=float, metavar='DECAY', help='validate and keep an average of the weights with this decay, e.g. 0.999 (chapter 09)')
     t.add_argument('--valid', choices=['heldout', 'test'], help="validation set: held-out sequences (default) or the test set (OpenSTL's protocol)")
     t.add_argument('--model-opt', action='append', metavar='KEY=VALUE',

@@ -7,7 +7,7 @@ __all__ = ['MNIST_FILES', 'MNIST_SHA256', 'MMNIST_TEST_SHA256', 'MMNIST_TEST_URL
            'U8_TO_FLOAT', 'MNIST_MIRRORS', 'parse_idx', 'read_idx', 'load_mnist', 'as_frames', 'show_grid',
            'bounce_path', 'random_trajectory', 'render', 'to_xy', 'draw_plan', 'horizon', 'MovingMNIST',
            'mmnist_test_path', 'MovingMNISTTestFile', 'fingerprint', 'standin_test_set', 'mmnist_test_set', 'Pooled',
-           'draw_starts', 'bounce_paths', 'render_batch', 'save_gif', 'animate_html', 'download_mnist']
+           'draw_starts', 'bounce_paths', 'render_batch', 'EpochStages', 'save_gif', 'animate_html', 'download_mnist']
 
 # %% ../nbs/01_data.ipynb #e223c262
 import gzip, hashlib, math, operator, urllib.request, warnings, zlib
@@ -428,6 +428,34 @@ def _pooled_batch(self, idx, device=None)->tuple[torch.Tensor, torch.Tensor]:
 
 Pooled.batch = _pooled_batch
 Pooled.__getitems__ = lambda self, idx: list(zip(*self.batch(idx)))
+
+# %% ../nbs/01_data.ipynb #b6e6966f
+class EpochStages(Dataset):
+    "The items of `stages[k]`'s dataset from its first epoch on (e.g. 1-digit Moving MNIST before 2-digit: a curriculum)."
+    def __init__(self, stages:list): # [(first_epoch, dataset), ...]: first epochs 0, then increasing; equal lengths
+        firsts = [f for f, _ in stages]
+        if not stages or firsts[0] != 0 or any(b <= a for a, b in zip(firsts, firsts[1:])):
+            raise UsageError(f"stages must start at epoch 0 with increasing first epochs, got first epochs {firsts}")
+        if len({len(d) for _, d in stages}) != 1: raise UsageError(f"stages must have equal lengths, got {[len(d) for _, d in stages]}")
+        self.stages = [(_check_int('first epoch', f, 0), d) for f, d in stages]
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()  # seen by persistent workers
+    def set_epoch(self, epoch:int):
+        self._epoch.fill_(_check_int('epoch', epoch, 0))
+        for _, d in self.stages:
+            if hasattr(d, 'set_epoch'): d.set_epoch(epoch)
+    @property
+    def active(self): return [d for f, d in self.stages if f <= int(self._epoch)][-1]  # the dataset of this epoch
+    def __len__(self): return len(self.stages[0][1])
+    def __getitem__(self, i): return self.active[i]
+    def batch(self, idx, device=None)->tuple[torch.Tensor, torch.Tensor]:
+        "x, y of items `idx` from this epoch's dataset: its `batch` where it has one, else its items stacked."
+        a = self.active
+        if callable(getattr(a, 'batch', None)): return a.batch(idx, device)
+        return tuple(torch.stack(f).to(device or 'cpu') for f in zip(*(a[i] for i in idx)))
+    def __getitems__(self, idx): return list(zip(*self.batch(idx)))
+    @property
+    def label(self)->str: return ' then '.join(f'epochs {f}+: {d!r}' for f, d in self.stages)
+    def __repr__(self): return f"EpochStages({self.label})"
 
 # %% ../nbs/01_data.ipynb #1a10ba06
 def _animation(frames, fps:float=4, size:float=1.3, cmap:str='gray')->animation.FuncAnimation:

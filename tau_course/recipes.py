@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset, Subset
 from safetensors.torch import load_file
 from .files import UsageError, verify_folder
-from .data import MovingMNIST, MovingMNISTTestFile, Pooled, STANDIN_SEED, mmnist_test_set
+from .data import EpochStages, MovingMNIST, MovingMNISTTestFile, Pooled, STANDIN_SEED, mmnist_test_set
 from .model import TAU, TAUConfig, CONFIGS, rollout
 from .losses import tau_loss
 from .metrics import MetricAccumulator
@@ -121,6 +121,9 @@ def mmnist_data(cfg:TrainConfig)->tuple:
     common = dict(root=root, num_digits=kw.get('num_digits', 2), n_frames_input=T, n_future=n_future,
                   image_size=kw.get('image_size', H * pool))
     train = MovingMNIST(**common, length=kw.get('length', 10_000), seed=cfg.seed, split='train')
+    if (cur := kw.get('curriculum_epochs', 0)):  # one digit for the first `cur` epochs (validation stays the task's)
+        one = MovingMNIST(**{**common, 'num_digits': 1}, length=len(train), seed=cfg.seed, split='train')
+        train = EpochStages([(0, one), (cur, train)])
     n_val, bench = kw.get('val_length'), (T, n_future, common['image_size'], common['num_digits']) == (10, 10, 64, 2)
     if cfg.valid == 'heldout': valid = MovingMNIST(**common, length=n_val or 1000, seed=VALID_SEED, split='train')
     elif n_val is None and bench: valid = mmnist_test_set('auto', root)[0]  # the test set itself (OpenSTL)
