@@ -330,7 +330,7 @@ def run_grid(recipes:list, modes:list=('eager',), batch_sizes:list=(16,), retain
     "Benchmark recipes x modes x batch sizes x retain on `device`, `rounds` times (a child per row with `isolate`); returns the rows."
     _check_grid(recipes, modes, batch_sizes, retain, rounds, steps, warmup, isolate, infer_batch_size)
     t0, rows, dev = time.time(), [], resolve_device(device)
-    if quality: amp_quality(quality, _machine(dev))  # mispaired runs are refused before an hour of rows
+    q = amp_quality(quality, _machine(dev)) if quality else None  # mispaired runs are refused before an hour of rows
     for rnd in range(rounds):  # whole grid per round, reference and compared rows back to back
         for r, m, b, ret in ((r, m, b, ret) for r in recipes for m in modes for b in batch_sizes for ret in retain):
             kw = dict(name=r, batch_size=b, mode=m, steps=steps, warmup=warmup, seed=seed, retain=ret == 'on',
@@ -343,7 +343,7 @@ def run_grid(recipes:list, modes:list=('eager',), batch_sizes:list=(16,), retain
     ref = next((m for m in ('reference', 'eager', 'fp32') if m in modes), None)  # records of modes only: no speed-ups
     if ref and 'off' in retain: extra['speedups'] = speedups(rows, (ref, False))
     if data: extra.update(data_rates(MovingMNIST(length=1001), n=1000, device=dev))  # 64x64, 20 frames, one process
-    if quality: extra['amp_quality'] = amp_quality(quality, _machine(dev))
+    if q: extra['amp_quality'] = q
     config = dict(recipes=list(recipes), modes=list(modes), batch_size=list(batch_sizes), retain=list(retain), rounds=rounds,
                   steps=steps, warmup=warmup, isolate=isolate, device=str(dev), infer_batch_size=infer_batch_size)
     write_result(path, name, config, seed, metrics, None, time.time() - t0, None, machine=_machine(dev), **extra)

@@ -7,7 +7,8 @@ __all__ = ['MNIST_FILES', 'MNIST_SHA256', 'MMNIST_TEST_SHA256', 'MMNIST_TEST_URL
            'U8_TO_FLOAT', 'MNIST_MIRRORS', 'parse_idx', 'read_idx', 'load_mnist', 'as_frames', 'show_grid',
            'bounce_path', 'random_trajectory', 'render', 'to_xy', 'draw_plan', 'horizon', 'MovingMNIST',
            'mmnist_test_path', 'MovingMNISTTestFile', 'fingerprint', 'standin_test_set', 'mmnist_test_set', 'Pooled',
-           'draw_starts', 'bounce_paths', 'render_batch', 'EpochStages', 'save_gif', 'animate_html', 'download_mnist']
+           'draw_starts', 'bounce_paths', 'render_batch', 'get_batch', 'EpochStages', 'save_gif', 'animate_html',
+           'download_mnist']
 
 # %% ../nbs/01_data.ipynb #e223c262
 import gzip, hashlib, math, operator, urllib.request, warnings, zlib
@@ -416,18 +417,21 @@ def _batch(self, idx, device=None)->tuple[torch.Tensor, torch.Tensor]:
     f = _render_many(self, idx, device, U8_TO_FLOAT)[:, :, None]
     return f[:, :self.n_frames_input], f[:, self.n_frames_input:]
 
-MovingMNIST.plans, MovingMNIST.sequences, MovingMNIST.batch = _plans, _sequences, _batch
-MovingMNIST.__getitems__ = lambda self, idx: list(zip(*self.batch(idx)))  # what the DataLoader calls with a batch's indices
+def _getitems(self, idx)->list: return list(zip(*self.batch(idx)))  # what the DataLoader calls with a batch's indices
+
+MovingMNIST.plans, MovingMNIST.sequences, MovingMNIST.batch, MovingMNIST.__getitems__ = _plans, _sequences, _batch, _getitems
 
 # %% ../nbs/01_data.ipynb #f9a7be31
-def _pooled_batch(self, idx, device=None)->tuple[torch.Tensor, torch.Tensor]:
-    "x, y (N, T, C, H/f, W/f) of items `idx`: the inner dataset's `batch` pooled, or its items stacked where it has none."
-    if callable(getattr(self.ds, 'batch', None)): x, y = self.ds.batch(idx, device)
-    else: x, y = (torch.stack(f).to(device or 'cpu') for f in zip(*(self.ds[i] for i in idx)))
-    return self._pool(x), self._pool(y)
+def get_batch(ds, idx, device=None)->tuple[torch.Tensor, torch.Tensor]:
+    "x, y (N, ...) of items `idx` of `ds` on `device`: `ds.batch` where it has one, else its items stacked."
+    if callable(getattr(ds, 'batch', None)): return ds.batch(idx, device)
+    return tuple(torch.stack(f).to(device or 'cpu') for f in zip(*(ds[i] for i in idx)))
 
-Pooled.batch = _pooled_batch
-Pooled.__getitems__ = lambda self, idx: list(zip(*self.batch(idx)))
+def _pooled_batch(self, idx, device=None)->tuple[torch.Tensor, torch.Tensor]:
+    "x, y (N, T, C, H/f, W/f) of items `idx`: the inner dataset's batch (`get_batch`), pooled."
+    return tuple(self._pool(f) for f in get_batch(self.ds, idx, device))
+
+Pooled.batch, Pooled.__getitems__ = _pooled_batch, _getitems
 
 # %% ../nbs/01_data.ipynb #b6e6966f
 class EpochStages(Dataset):
@@ -448,11 +452,9 @@ class EpochStages(Dataset):
     def __len__(self): return len(self.stages[0][1])
     def __getitem__(self, i): return self.active[i]
     def batch(self, idx, device=None)->tuple[torch.Tensor, torch.Tensor]:
-        "x, y of items `idx` from this epoch's dataset: its `batch` where it has one, else its items stacked."
-        a = self.active
-        if callable(getattr(a, 'batch', None)): return a.batch(idx, device)
-        return tuple(torch.stack(f).to(device or 'cpu') for f in zip(*(a[i] for i in idx)))
-    def __getitems__(self, idx): return list(zip(*self.batch(idx)))
+        "x, y of items `idx` from this epoch's dataset (`get_batch`)."
+        return get_batch(self.active, idx, device)
+    __getitems__ = _getitems
     @property
     def label(self)->str: return ' then '.join(f'epochs {f}+: {d!r}' for f, d in self.stages)
     def __repr__(self): return f"EpochStages({self.label})"
