@@ -84,9 +84,15 @@ def cmd_bench(a)->int:
 
 # %% ../nbs/10_cli.ipynb #52b1a4ba
 def cmd_demo(a)->int:
-    "Render Moving MNIST; unless --no-train, train the CPU-scale TAU and write metrics.json and predictions.png."
+    "Render Moving MNIST; forecast with the shipped showcase model; unless --no-train, train the CPU-scale TAU."
     paths = runner.render_demo(a.out, a.seed)
     print(f"wrote {' and '.join(map(str, paths))}")
+    if (ckpt := runner.shipped_model()) is None:
+        print(f"tau-course demo: no shipped model results/models/{runner.SHOWCASE} here (it comes with the repository, not the wheel); skipping the forecast")
+    else:
+        f = runner.run_forecast(a.out, ckpt, device=a.device)
+        print(f"wrote {Path(a.out) / 'forecast.png'} and forecast.gif: {runner.SHOWCASE} on {f['test_set']}, MSE per frame "
+              + ' '.join(f'{v:.0f}' for v in f['mse_per_frame']))
     if a.no_train: return EXIT_OK
     metrics = runner.run_demo(a.out, a.epochs, a.seed, a.n, a.quiet, a.device)
     print(f"wrote {Path(a.out) / 'metrics.json'} and {Path(a.out) / 'predictions.png'}: " + json.dumps({k: round(v, 4) for k, v in metrics.items()}))

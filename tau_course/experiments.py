@@ -6,7 +6,7 @@
 __all__ = ['Run', 'grid', 'run_all', 'load_results', 'mean_std', 'pm', 'variant_of', 'summarise', 'markdown_table', 'conditions']
 
 # %% ../nbs/17_experiments.ipynb #6389fba1
-import json, shlex, subprocess, sys, time
+import json, os, shlex, subprocess, sys, time
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -45,15 +45,22 @@ def grid(prefix:str, # names are <prefix>_<variant>_s<seed>
 def _cli_argv(argv:list)->list: return [sys.executable, '-c', 'from tau_course.cli import cli; cli()', *argv]
 
 def run_all(runs:list, results='results', runs_dir='runs', # folders, relative to `cwd`
-            cwd=None, log=print)->list: # working directory of the commands (a notebook in nbs/ passes '..')
-    "Run, one after another, each run whose result file is missing; returns (name, exit code, seconds) per run started."
-    done = []
-    for r in runs:
-        if (Path(cwd or '.') / results / f'{r.name}.json').is_file(): continue
-        log(f"{time.strftime('%H:%M:%S')} {r.shell(results, runs_dir)}")
-        t0 = time.time(); rc = subprocess.run(_cli_argv(r.argv(results, runs_dir)), cwd=cwd).returncode
-        done.append((r.name, rc, round(time.time() - t0, 1)))
-        if rc: log(f"{r.name}: exit status {rc} (see the message above); continuing with the next run")
+            cwd=None, log=print, # working directory of the commands (a notebook in nbs/ passes '..')
+            jobs:int=1, threads:int|None=None)->list: # runs at once; torch threads of each (None: torch's default)
+    "Run each run whose result file is missing, `jobs` at a time; returns (name, exit code, seconds) per run started."
+    if not isinstance(jobs, int) or jobs < 1: raise UsageError(f"jobs must be an integer >= 1, got {jobs!r}")
+    if threads is not None and (not isinstance(threads, int) or threads < 1): raise UsageError(f"threads must be None or an integer >= 1, got {threads!r}")
+    env = None if threads is None else {**os.environ, 'OMP_NUM_THREADS': str(threads), 'MKL_NUM_THREADS': str(threads)}
+    todo = [r for r in runs if not (Path(cwd or '.') / results / f'{r.name}.json').is_file()]
+    done, live = [], []
+    while todo or live:
+        while todo and len(live) < jobs:
+            r = todo.pop(0); log(f"{time.strftime('%H:%M:%S')} {r.shell(results, runs_dir)}")
+            live.append((r, time.time(), subprocess.Popen(_cli_argv(r.argv(results, runs_dir)), cwd=cwd, env=env)))
+        r, t0, p = next((x for x in live if x[2].poll() is not None), (None, None, None))
+        if p is None: time.sleep(0.2); continue
+        live.remove((r, t0, p)); done.append((r.name, p.returncode, round(time.time() - t0, 1)))
+        if p.returncode: log(f"{r.name}: exit status {p.returncode} (see the message above); continuing with the next run")
     return done
 
 # %% ../nbs/17_experiments.ipynb #17740ae3

@@ -62,10 +62,12 @@ CONFIGS = {  # REFERENCE.md §5
     'kth':          TAUConfig(in_shape=(10, 1, 128, 128), hid_S=64, hid_T=256, N_S=2, N_T=6, drop_path=0.1),
     'kitticaltech': TAUConfig(in_shape=(10, 3, 128, 160), hid_S=64, hid_T=256, N_S=2, N_T=6, drop_path=0.1),
     'human':        TAUConfig(in_shape=(4, 3, 256, 256),  hid_S=64, hid_T=512, N_S=4, N_T=8, drop_path=0.1),
-    # CPU scale (the recipes of the same names): 32x32 frames (645,297 parameters), the 64x64 benchmark, its 40-minute model
+    # CPU scale (the recipes of the same names): 32x32 frames (645,297 parameters), the 64x64 benchmark, the 40-minute and the
+    # showcase (chapter 18a) models
     'mmnist_cpu_tiny':  TAUConfig(in_shape=(10, 1, 32, 32), hid_S=16, hid_T=64, N_S=2, N_T=2),
     'mmnist_cpu_64':    TAUConfig(in_shape=(10, 1, 64, 64), hid_S=16, hid_T=64, N_S=2, N_T=2),
     'mmnist_cpu_40min': TAUConfig(in_shape=(10, 1, 64, 64), hid_S=16, hid_T=64, N_S=4, N_T=4),
+    'mmnist_cpu_showcase': TAUConfig(in_shape=(10, 1, 64, 64), hid_S=16, hid_T=128, N_S=4, N_T=4),
 }
 
 # %% ../nbs/06_model.ipynb #6b81f323

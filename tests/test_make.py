@@ -1,5 +1,5 @@
 """The two README commands stay true: `make demo` runs a command that exists, and it renders Moving MNIST."""
-import shlex, subprocess
+import os, shlex, subprocess
 from pathlib import Path
 
 from conftest import ROOT
@@ -13,3 +13,18 @@ def test_make_demo_runs_the_cli_demo(tmp_path):
     out = subprocess.run([str(ROOT / cmd[0]), 'demo', '--no-train', '--out', str(tmp_path)], capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert (tmp_path / 'moving_mnist.gif').stat().st_size > 0 and (tmp_path / 'moving_mnist.png').stat().st_size > 0
+
+
+def test_demo_forecast_part(tmp_path):
+    "The demo's first part: the shipped showcase model's forecast inside the checkout, a one-line notice outside it."
+    exe = str(ROOT / '.venv' / 'bin' / 'tau-course')
+    env = {**os.environ, 'TAU_COURSE_DATA': str(ROOT / 'data')}  # outside the checkout, as after a wheel install with data
+    outside = subprocess.run([exe, 'demo', '--no-train', '--out', 'o'], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert outside.returncode == 0, outside.stderr
+    assert [l for l in outside.stdout.splitlines() if 'skipping the forecast' in l], outside.stdout
+    assert not (tmp_path / 'o' / 'forecast.png').exists()
+    inside = subprocess.run([exe, 'demo', '--no-train', '--out', str(tmp_path / 'i')], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert inside.returncode == 0, inside.stderr
+    shipped = (ROOT / 'results' / 'models' / 'mmnist_cpu_showcase' / 'model.safetensors').is_file()
+    assert (tmp_path / 'i' / 'forecast.png').is_file() == shipped, inside.stdout
+    assert ('skipping the forecast' in inside.stdout) != shipped, inside.stdout
