@@ -15,7 +15,7 @@ from torch import nn
 from einops import rearrange
 from torch.utils.flop_counter import FlopCounterMode
 from .encdec import Encoder, Decoder
-from .model import check_config, check_input, encode_translate_decode
+from .model import check_model_config, check_input, encode_translate_decode
 from .recipes import CPU_TINY_DATA, TrainConfig, register_model, register_recipe
 from .files import UsageError
 
@@ -242,7 +242,7 @@ class SimVPConfig:
 
     def __post_init__(self):
         self.in_shape, self.incep_ker = tuple(self.in_shape), tuple(self.incep_ker)  # JSON configs give lists
-        check_config(self)  # the same rules as TAU's
+        check_model_config(self)  # the same rules as TAU's
         if not self.incep_ker or any(k < 1 or k % 2 == 0 for k in self.incep_ker):
             raise UsageError(f"incep_ker must be odd positive kernel sizes, got {self.incep_ker}")
         g, C = (self.groups if (self.hid_T // 2) % self.groups == 0 else 1), self.in_shape[0] * self.hid_S

@@ -4,7 +4,7 @@
 
 # %% auto #0
 __all__ = ['OUT_LIMITS', 'NAME_OK', 'STAGES', 'BENCH_MODES', 'SCALES', 'DEADLINE_S', 'CLI', 'STAGE_FUNCS', 'check_out',
-           'stage_budget', 'python_command', 'tail', 'run_process', 'write_stage', 'Stage', 'repo_root', 'versions',
+           'stage_budget', 'python_command', 'tail', 'run_process', 'write_stage', 'Stage', 'checkout_root', 'versions',
            'run_pytest', 'stage_env', 'stage_bench', 'cli_command', 'run_until_checkpoint', 'stage_train',
            'prediction_figure', 'stage_eval', 'run_stage', 'run_agenda', 'summary_table', 'build_parser', 'main']
 
@@ -117,7 +117,7 @@ class Stage:
     def partial_path(self)->Path: return self.work / f'{self.name}.partial.json'
     def progress(self, **numbers): atomic_write(self.partial_path, json.dumps(numbers, default=str))
 
-def repo_root()->Path: return Path(tau_course.__file__).resolve().parent.parent  # the copy that runs, with tests/
+def checkout_root()->Path: return Path(tau_course.__file__).resolve().parent.parent  # the copy that runs, with tests/
 
 # %% ../nbs/24a_gpu_check.ipynb #77255f57
 def _nvidia_smi()->dict:
@@ -144,7 +144,7 @@ def versions(device)->dict:
 # %% ../nbs/24a_gpu_check.ipynb #902043e0
 def run_pytest(path:str, timeout:float, log)->dict: # a test file of the repository; seconds; stem of its logs
     "Run one test file of the repository under pytest in a child; its status, counts and summary line."
-    r = run_process([*python_command(), '-m', 'pytest', '-q', '-p', 'no:cacheprovider', path], timeout, log, cwd=repo_root())
+    r = run_process([*python_command(), '-m', 'pytest', '-q', '-p', 'no:cacheprovider', path], timeout, log, cwd=checkout_root())
     lines = [l for l in r['stdout_tail'].splitlines() if l.strip()]
     last = lines[-1] if lines else ''
     counts = {k.rstrip('s'): int(n) for n, k in re.findall(r'(\d+) (passed|failed|skipped|errors?|xfailed|xpassed|deselected)', last)}
@@ -195,7 +195,7 @@ def _env()->dict: return {**os.environ, 'PYTHONUNBUFFERED': '1'}  # a killed chi
 def run_until_checkpoint(cmd:list, run:Path, after_s:float, timeout:float, log)->dict:
     "Start `cmd`; `after_s` seconds after `run/last` first holds a checkpoint, kill it (its process group); its state then."
     log = Path(log); fo, fe = open(log.with_suffix('.out'), 'w'), open(log.with_suffix('.err'), 'w')
-    p = subprocess.Popen(list(map(str, cmd)), stdout=fo, stderr=fe, cwd=repo_root(), env=_env(), start_new_session=True)
+    p = subprocess.Popen(list(map(str, cmd)), stdout=fo, stderr=fe, cwd=checkout_root(), env=_env(), start_new_session=True)
     t0, seen = time.monotonic(), None
     try:
         while p.poll() is None and time.monotonic() - t0 < timeout:
@@ -225,7 +225,7 @@ def stage_train(a, st:Stage)->tuple:
     first = run_until_checkpoint(cli_command(*args), run, t['kill_after_s'], st.left(30), st.work / 'train_first')
     if first['saved_step'] is None: raise RuntimeError(f"the first run left no checkpoint (exit {first['returncode']}): {first['stderr_tail'][-1500:]}")
     st.progress(first=first); budget = (run / 'budget.json').read_bytes()
-    second = run_process(cli_command(*args, '--resume'), st.left(), st.work / 'train_resumed', cwd=repo_root(), env=_env())
+    second = run_process(cli_command(*args, '--resume'), st.left(), st.work / 'train_resumed', cwd=checkout_root(), env=_env())
     if second['status'] != 'ok': raise RuntimeError(f"the resumed run: {second['status']} (exit {second['returncode']}): {second['stderr_tail'][-1500:]}")
     rec = json.loads((results / 'gpu_train.json').read_text())
     recalibrated = (run / 'budget.json').read_bytes() != budget or 'measured in' in second['stdout_tail']
@@ -287,7 +287,7 @@ def run_agenda(a)->list:
         timeout = min(stage_budget(a.scale, stage, a.minutes_train), a.deadline_s - (time.monotonic() - t0))
         if timeout < 10: r = dict(status='skipped', returncode=None, wall_s=0., stdout_tail='', stderr_tail=f'{timeout:.0f} s left of --deadline-s {a.deadline_s}')
         else: r = run_process([*python_command(), '-m', 'tau_course.gpu_check', *_stage_args(a, stage, timeout)], timeout + 15,
-                              work / f'stage_{stage}', cwd=repo_root(), env=_env())
+                              work / f'stage_{stage}', cwd=checkout_root(), env=_env())
         if r['status'] != 'ok' or not (out / f'{stage}.json').is_file(): _record_failure(a, stage, r, work)
         results.append(dict(stage=stage, status=json.loads((out / f'{stage}.json').read_text())['status'], wall_s=round(r['wall_s'], 1)))
         print(f"gpu_check: {stage}: {results[-1]['status']} in {r['wall_s']:.0f} s (limit {timeout:.0f} s)", flush=True)
