@@ -273,10 +273,10 @@ def _save_fig(fig, path):
     with atomic_path(path) as tmp: fig.savefig(tmp, bbox_inches='tight')
 
 def _forecast_grid(model, ds, n:int)->tuple: # a loaded model; a dataset of (x, y); how many sequences
-    "Context / target / prediction of the first `n` sequences of `ds` as one figure; returns it, the contexts and predictions."
+    "Context / target / prediction of the first `n` sequences of `ds` as one figure; returns it, the contexts, targets and predictions."
     xs, ys = map(torch.stack, zip(*[ds[i] for i in range(n)]))
     with torch.no_grad(): ps = predict(model, xs, ys.shape[1]).clamp(0, 1)  # predict moves xs to the model's device and back
-    return show_grid({f'{k} {i}': v[i] for i in range(n) for k, v in (('context', xs), ('target', ys), ('prediction', ps))}), xs, ps
+    return show_grid({f'{k} {i}': v[i] for i in range(n) for k, v in (('context', xs), ('target', ys), ('prediction', ps))}), xs, ys, ps
 
 def render_demo(out, seed:int=0)->list: # folder; which sequence
     "Write one Moving MNIST sequence as a GIF and a PNG into `out`; returns their paths."
@@ -319,10 +319,10 @@ def run_forecast(out, ckpt, n:int=4, device=None)->dict: # folder; model folder;
     model = load_model(ckpt, resolve_device(device))
     ds, label = _test_set(model.config.in_shape, 'auto', n)
     pf = evaluate(model, ds, per_frame=True)['per_frame']  # each predicted frame scored as chapter 08 scores it
-    fig, xs, ps = _forecast_grid(model, ds, n)
+    fig, xs, ys, ps = _forecast_grid(model, ds, n)
     fig.suptitle(f"{Path(ckpt).name} on {label}; MSE per predicted frame: " + ' '.join(f'{v:.0f}' for v in pf['mse']), fontsize=9, y=1.01)  # above the first row
     _save_fig(fig, out / 'forecast.png')
-    with atomic_path(out / 'forecast.gif') as tmp: save_gif({'truth': torch.cat([xs[0], ds[0][1]]), 'TAU': torch.cat([xs[0], ps[0]])}, tmp)
+    with atomic_path(out / 'forecast.gif') as tmp: save_gif({'truth': torch.cat([xs[0], ys[0]]), 'TAU': torch.cat([xs[0], ps[0]])}, tmp)
     rec = dict(model=str(ckpt), test_set=label, n=n, mse=float(np.mean(pf['mse'])), mse_per_frame=pf['mse'], ssim_per_frame=pf['ssim'])
     write_json(out / 'forecast.json', rec)
     return rec

@@ -266,7 +266,7 @@ def attention_inspector(model, # a TAU
                         i:int=0, # the sequence shown first
                        ):
     "SA maps and DA weights of every TAU block for a chosen sequence (slider), via `attention_maps` hooks."
-    def draw(seq):  # the figure, and a caption with the spread of block 0's DA weights (0 when DA is dead)
+    def draw(seq):  # the figure, and a caption with the spread of each block's DA weights (0 when a DA is dead)
         x = ds[seq][0]; maps = attention_maps(model, x[None])
         return attention_figure(maps, frame=x[-1], T=len(x)), f'sequence {seq}, ' + da_spread(maps)
     return explorer(dict(seq=_widgets().IntSlider(i, 0, len(ds) - 1, description='sequence')), draw, 'tau-attention')
