@@ -6,12 +6,12 @@
 __all__ = ['EXIT_NONFINITE', 'SCHEDULES', 'CKPT_FILES', 'RESUME_KEYS', 'ToyVideo', 'ToyNet', 'seed_everything',
            'CancelFitException', 'CancelEpochException', 'CancelBatchException', 'NonFiniteLossError', 'Callback',
            'run_cbs', 'DataLoaders', 'with_cbs', 'to_device', 'Loop', 'Learner', 'check_amp', 'resolve_device',
-           'backend_flags', 'TrainLearner', 'onecycle_sched', 'CosineWarmup', 'cosine_sched', 'EpochBatchSampler',
-           'is_dist', 'get_rank', 'get_world_size', 'is_main', 'all_reduce_sum', 'reduce_accumulator', 'make_loader',
-           'NonFiniteCB', 'MetricsCB', 'in_notebook', 'format_record', 'show_text', 'ProgressCB', 'plot_losses',
-           'PlotCB', 'LogCB', 'get_rng_state', 'set_rng_state', 'unwrap', 'trainer_state', 'load_trainer_state',
-           'find_checkpoint', 'save_checkpoint', 'load_checkpoint', 'check_same_run', 'CheckpointCB', 'EMACB',
-           'setup_distributed', 'DDPCB']
+           'backend_flags', 'TrainLearner', 'onecycle_sched', 'CosineWarmup', 'cosine_sched', 'check_lr_mult',
+           'lr_groups', 'EpochBatchSampler', 'is_dist', 'get_rank', 'get_world_size', 'is_main', 'all_reduce_sum',
+           'reduce_accumulator', 'make_loader', 'NonFiniteCB', 'MetricsCB', 'in_notebook', 'format_record', 'show_text',
+           'ProgressCB', 'plot_losses', 'PlotCB', 'LogCB', 'get_rng_state', 'set_rng_state', 'unwrap', 'trainer_state',
+           'load_trainer_state', 'find_checkpoint', 'save_checkpoint', 'load_checkpoint', 'check_same_run',
+           'CheckpointCB', 'EMACB', 'setup_distributed', 'DDPCB']
 
 # %% ../nbs/09_train.ipynb #6fa3317d
 import base64, contextlib, csv, functools, io, itertools, json, math, os, random, sys, time
@@ -169,10 +169,11 @@ class Learner(Loop):
     def __init__(self, model:nn.Module, dls, # model; anything with .train/.valid loaders of (x, y) batches
                  loss_func=F.mse_loss, lr:float=1e-3, cbs=(), # loss(pred, y); (peak) learning rate; callbacks
                  opt_func=torch.optim.Adam, sched_func=None, # opt_func(params, lr=lr); sched_func(opt, epochs, steps_per_epoch)
-                 accum:int=1): # micro-batches per optimiser step (gradient accumulation)
+                 accum:int=1, # micro-batches per optimiser step (gradient accumulation)
+                 lr_mult:dict|None=None): # {parameter-name fragment: lr factor} (`lr_groups`); None: one group
         if accum < 1: raise UsageError(f"accum must be >= 1, got {accum}")
         self.model, self.dls, self.loss_func, self.lr, self.cbs = model, dls, loss_func, lr, list(cbs)
-        self.opt_func, self.sched_func, self.accum = opt_func, sched_func, accum
+        self.opt_func, self.sched_func, self.accum, self.lr_mult = opt_func, sched_func, accum, lr_mult
         self.device, self.opt, self.sched, self.record = next(model.parameters()).device, None, None, {}
         self.max_steps = self._loss_value = None
     def callback(self, nm:str): run_cbs(self.cbs, nm, self)
@@ -185,7 +186,8 @@ class Learner(Loop):
             self.epoch = self.n_step = self.start_batch = 0
             self.steps_per_epoch = math.ceil(len(self.dls.train) / self.accum) if train else 0
             self.n_epochs, self.max_steps = _epochs_for(n_epochs, max_steps, self.steps_per_epoch), max_steps
-            self.opt = self.opt_func(self.model.parameters(), lr=self.lr)
+            params = lr_groups(self.model, self.lr, self.lr_mult) if self.lr_mult else self.model.parameters()
+            self.opt = self.opt_func(params, lr=self.lr)
             over = {'total_steps': max_steps} if max_steps else {}  # the schedule spans exactly the run's steps
             self.sched = self.sched_func(self.opt, self.n_epochs, self.steps_per_epoch, **over) if train and self.sched_func else None
             self._fit()
@@ -294,6 +296,28 @@ def cosine_sched(opt, epochs:int, steps_per_epoch:int, warmup_epochs:int=5, warm
     return torch.optim.lr_scheduler.LambdaLR(opt, CosineWarmup(lr, epochs, steps_per_epoch, warmup_epochs, warmup_lr, min_lr))
 
 SCHEDULES = {'onecycle': onecycle_sched, 'cosine': cosine_sched, 'none': None}
+
+# %% ../nbs/09_train.ipynb #108f8832
+def check_lr_mult(mult)->dict:
+    "Raise `UsageError` unless `mult` maps non-empty name fragments to finite lr factors > 0; returns it."
+    if not isinstance(mult, dict): raise UsageError(f"lr_mult must be a dict of name fragment -> lr factor, got {mult!r}")
+    for k, m in mult.items():
+        if not isinstance(k, str) or not k: raise UsageError(f"lr_mult keys must be non-empty name fragments, got {k!r}")
+        if isinstance(m, bool) or not isinstance(m, (int, float)) or not math.isfinite(m) or m <= 0:
+            raise UsageError(f"lr_mult[{k!r}] must be a finite number > 0, got {m!r}")
+    return mult
+
+def lr_groups(model:nn.Module, lr:float, # the model; the peak lr of every parameter no fragment names
+              mult:dict)->list[dict]: # {name fragment: lr factor}; a parameter may match one fragment at most
+    "Optimiser parameter groups: the rest at `lr` first (the group lr recorders read), then one group per fragment."
+    groups = {k: [] for k in check_lr_mult(mult)}; rest = []
+    for n, p in model.named_parameters():
+        hit = [k for k in mult if k in n]
+        if len(hit) > 1: raise UsageError(f"parameter {n!r} matches several lr_mult fragments {hit}: expected at most one")
+        (groups[hit[0]] if hit else rest).append(p)
+    if empty := [k for k, ps in groups.items() if not ps]:
+        raise UsageError(f"lr_mult fragments {empty} match no parameter name of {type(model).__name__}")
+    return [dict(params=rest, lr=lr), *(dict(params=ps, lr=lr * mult[k], name=k) for k, ps in groups.items())]
 
 # %% ../nbs/09_train.ipynb #af040e7d
 class EpochBatchSampler:
