@@ -233,7 +233,8 @@ def run_eval(ckpt, test_set:str='auto', n:int|None=None, n_future:int|None=None,
     metrics = {k: float(rec[k]) for k in METRIC_KEYS}
     name = name or f'eval_{Path(ckpt).resolve().parent.name}_{Path(ckpt).name}'
     write_result(Path(results) / f'{name}.json', name, asdict(model.config), None, metrics, label, wall, len(ds) / wall,
-                 checkpoint=str(ckpt), machine=machine(device), n_future=n_future, digits=digits, metrics_per_frame=rec['per_frame'])
+                 checkpoint=str(ckpt), weights_sha256=sha256_file((find_checkpoint(ckpt) or Path(ckpt)) / 'model.safetensors'),
+                 machine=machine(device), n_future=n_future, digits=digits, metrics_per_frame=rec['per_frame'])
     return metrics
 
 # %% ../nbs/09b_runner.ipynb #99f4ce5f
