@@ -25,7 +25,8 @@ def gflops(model:nn.Module, # any module; build it under torch.device('meta') to
           ) -> float: # forward multiply-adds in G (fvcore's convention), for the whole batch
     "Forward multiply-adds in G: FlopCounterMode's total / 2 of one forward pass. Counts only ops that run."
     counter = FlopCounterMode(display=False)
-    with counter, torch.enable_grad(): model(x)  # autograd on: SA's inference-only phase path (chapter 03) would count its padding
+    with counter, torch.enable_grad():
+        model(x)  # autograd on: SA's inference-only phase path (chapter 03) would count its padding
     return counter.get_total_flops() / 2e9
 
 # %% ../nbs/16_baselines.ipynb #6ff24915
@@ -116,7 +117,8 @@ class ConvLSTM(RecurrentPredictor):
         hs, cs = [], []
         for cell, h, c in zip(self.cells, *state):
             x, c = cell(x, h, c)  # this layer's new H is the next layer's input
-            hs.append(x); cs.append(c)
+            hs.append(x)
+            cs.append(c)
         return hs, cs
 
 # %% ../nbs/16_baselines.ipynb #e517d805
@@ -177,7 +179,8 @@ class PredRNN(RecurrentPredictor):
         hs, cs, m = [], [], state[2]
         for cell, h, c in zip(self.cells, state[0], state[1]):
             x, c, m = cell(x, h, c, m)
-            hs.append(x); cs.append(c)
+            hs.append(x)
+            cs.append(c)
         return hs, cs, m
 
 # %% ../nbs/16_baselines.ipynb #bcc4cc15
@@ -219,7 +222,8 @@ class InceptionUNet(nn.Module):
     def forward(self, z):                            # (B, T*hid_S, H', W')
         skips = []
         for layer in self.enc:
-            z = layer(z); skips.append(z)
+            z = layer(z)
+            skips.append(z)
         skips.pop()                                  # the bottom output continues directly
         z = self.dec[0](z)
         for i, layer in enumerate(self.dec[1:], 1):
@@ -279,5 +283,6 @@ CPU_TINY = {  # keyword arguments for in_shape=(10, 1, 32, 32) runs on a CPU (se
 for _name, _cls in BASELINES.items():
     register_model(_name, _cls, in_shape=(10, 1, 64, 64))
     register_recipe(_name, TrainConfig('mmnist', _name, epochs=200, lr=1e-3, alpha=0.0))
-    register_recipe(f'{_name}_cpu_tiny', TrainConfig('mmnist', _name, epochs=5, lr=1e-3, alpha=0.0, data_kw=dict(CPU_TINY_DATA),
+    register_recipe(f'{_name}_cpu_tiny', TrainConfig('mmnist', _name, epochs=5, lr=1e-3, alpha=0.0,
+                                                     data_kw=dict(CPU_TINY_DATA),
                                                      model_kw=dict(in_shape=(10, 1, 32, 32), **CPU_TINY[_name])))

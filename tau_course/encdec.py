@@ -17,7 +17,8 @@ def init_encdec_(m:nn.Module): # a module visited by `nn.Module.apply`
         nn.init.trunc_normal_(m.weight, std=0.02)  # bounds a=-2, b=2 are absolute (100 std): in effect untruncated
         if m.bias is not None: nn.init.zeros_(m.bias)
     elif isinstance(m, nn.GroupNorm):
-        nn.init.ones_(m.weight); nn.init.zeros_(m.bias)
+        nn.init.ones_(m.weight)
+        nn.init.zeros_(m.bias)
 
 # %% ../nbs/02_encdec.ipynb #794b62bd
 class ConvSC(nn.Module):

@@ -49,18 +49,24 @@ def run_all(runs:list, results='results', runs_dir='runs', # folders, relative t
             jobs:int=1, threads:int|None=None)->list: # runs at once; torch threads of each (None: torch's default)
     "Run each run whose result file is missing, `jobs` at a time; returns (name, exit code, seconds) per run started."
     if not isinstance(jobs, int) or jobs < 1: raise UsageError(f"jobs must be an integer >= 1, got {jobs!r}")
-    if threads is not None and (not isinstance(threads, int) or threads < 1): raise UsageError(f"threads must be None or an integer >= 1, got {threads!r}")
+    if threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise UsageError(f"threads must be None or an integer >= 1, got {threads!r}")
     env = None if threads is None else {**os.environ, 'OMP_NUM_THREADS': str(threads), 'MKL_NUM_THREADS': str(threads)}
     todo = [r for r in runs if not (Path(cwd or '.') / results / f'{r.name}.json').is_file()]
     done, live = [], []
     while todo or live:
         while todo and len(live) < jobs:
-            r = todo.pop(0); log(f"{time.strftime('%H:%M:%S')} {r.shell(results, runs_dir)}")
+            r = todo.pop(0)
+            log(f"{time.strftime('%H:%M:%S')} {r.shell(results, runs_dir)}")
             live.append((r, time.time(), subprocess.Popen(_cli_argv(r.argv(results, runs_dir)), cwd=cwd, env=env)))
         r, t0, p = next((x for x in live if x[2].poll() is not None), (None, None, None))
-        if p is None: time.sleep(0.2); continue
-        live.remove((r, t0, p)); done.append((r.name, p.returncode, round(time.time() - t0, 1)))
-        if p.returncode: log(f"{r.name}: exit status {p.returncode} (see the message above); continuing with the next run")
+        if p is None:
+            time.sleep(0.2)
+            continue
+        live.remove((r, t0, p))
+        done.append((r.name, p.returncode, round(time.time() - t0, 1)))
+        if p.returncode:
+            log(f"{r.name}: exit status {p.returncode} (see the message above); continuing with the next run")
     return done
 
 # %% ../nbs/17_experiments.ipynb #17740ae3
@@ -73,8 +79,9 @@ def load_results(runs:list, results='results', # `Run`s or names; the folder of 
         f = Path(results) / f'{name}.json'
         if f.is_file(): recs[name] = json.loads(f.read_text())
         else: missing.append(r.shell(results) if isinstance(r, Run) else name)
-    if missing and not skip_missing: raise FileNotFoundError(f"{len(missing)} result file(s) missing in {results}; run: " + '; '.join(missing[:3])
-                                        + (' ...' if len(missing) > 3 else ''))
+    if missing and not skip_missing:
+        raise FileNotFoundError(f"{len(missing)} result file(s) missing in {results}; run: " + '; '.join(missing[:3])
+                                + (' ...' if len(missing) > 3 else ''))
     return recs
 
 # %% ../nbs/17_experiments.ipynb #09c612f9
@@ -111,8 +118,10 @@ def conditions(recs:dict)->str:
     "One line: test and validation sets, hardware, torch, wall time range and commits of a group of records."
     uniq = lambda xs: ', '.join(sorted({str(x) for x in xs}))
     walls = [r['wall_time_s'] / 60 for r in recs.values()]
+    # a training run validates, never tests
     sets = [f"{what}: {uniq(v)}" for what, key in (('test set', 'test_set'), ('validation', 'valid_set'))
-            if (v := [r[key] for r in recs.values() if r.get(key) is not None])]  # a training run validates, never tests
+            if (v := [r[key] for r in recs.values() if r.get(key) is not None])]
     return (f"{len(recs)} runs; " + ''.join(f'{s}; ' for s in sets) +
             f"hardware: {uniq(r['hardware'] for r in recs.values())}; torch {uniq(r['torch'] for r in recs.values())}; "
-            f"wall time {min(walls):.1f}-{max(walls):.1f} min per run; commits {uniq((r['git_commit'] or '?')[:7] for r in recs.values())}")
+            f"wall time {min(walls):.1f}-{max(walls):.1f} min per run; "
+            f"commits {uniq((r['git_commit'] or '?')[:7] for r in recs.values())}")

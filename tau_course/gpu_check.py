@@ -18,7 +18,7 @@ from .data import show_grid
 from .model import predict
 from .train import find_checkpoint, resolve_device
 from .recipes import load_model
-from .runner import commit_info, eval_dataset, machine, run_eval, write_result
+from .runner import RunRecord, commit_info, eval_dataset, machine, run_eval, write_result
 from .experiments import markdown_table
 from .bench import ceiling, data_rates, data_seq_s, run_grid
 
@@ -59,7 +59,8 @@ DEADLINE_S = 420  # the whole agenda: seven of a device command's ten minutes
 
 def stage_budget(scale:str, stage:str, minutes_train:float|None=None)->float:
     "Seconds `stage` may take at `scale`; training gets its minutes plus the budget's fixed part (start, calibration, resume)."
-    s = SCALES[scale]; b = s['budget_s'][stage]
+    s = SCALES[scale]
+    b = s['budget_s'][stage]
     return b + 60 * (minutes_train or s['train']['minutes']) if stage == 'train' else b
 
 # %% ../nbs/24a_gpu_check.ipynb #e4d50186
@@ -85,7 +86,9 @@ def _kill_group(p:subprocess.Popen, grace:float=5):
 def run_process(cmd:list, timeout:float, log, # the command; seconds; stem of its .out and .err files
                 cwd=None, env=None)->dict:
     "Run `cmd` in a process group of its own with its output in files; end the whole group at `timeout`."
-    log = Path(log); log.parent.mkdir(parents=True, exist_ok=True); t0 = time.monotonic()
+    log = Path(log)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
     with open(log.with_suffix('.out'), 'w') as fo, open(log.with_suffix('.err'), 'w') as fe:
         p = subprocess.Popen(list(map(str, cmd)), stdout=fo, stderr=fe, cwd=cwd, env=env, start_new_session=True)
         try: rc = p.wait(timeout); status = 'ok' if rc == 0 else 'failed'
@@ -102,9 +105,10 @@ def write_stage(out, stage:str, status:str, wall_s:float, metrics:dict, config:d
     if m is None:
         try: m = machine(resolve_device(device))
         except UsageError: m = machine('cpu')  # a device that is not there: the record says what is
-    return write_result(Path(out) / f'{stage}.json', f'gpu_check_{stage}', config, None, metrics, extra.pop('test_set', None),
-                        wall_s, extra.pop('throughput_seq_s', None), machine=m, stage=stage, status=status, commit=c,
-                        commit_source=src, tau_course_file=tau_course.__file__, **extra)
+    test_set, seq_s = extra.pop('test_set', None), extra.pop('throughput_seq_s', None)
+    extra = dict(stage=stage, status=status, commit=c, commit_source=src, tau_course_file=tau_course.__file__, **extra)
+    rec = RunRecord(f'gpu_check_{stage}', config, None, metrics, test_set, wall_s, seq_s, m, extra)
+    return write_result(Path(out) / f'{stage}.json', rec)
 
 # %% ../nbs/24a_gpu_check.ipynb #d9c7dd43
 class Stage:
@@ -144,10 +148,15 @@ def versions(device)->dict:
 # %% ../nbs/24a_gpu_check.ipynb #902043e0
 def run_pytest(path:str, timeout:float, log)->dict: # a test file of the repository; seconds; stem of its logs
     "Run one test file of the repository under pytest in a child; its status, counts and summary line."
-    r = run_process([*python_command(), '-m', 'pytest', '-q', '-p', 'no:cacheprovider', path], timeout, log, cwd=checkout_root())
+    r = run_process(
+        [*python_command(), '-m', 'pytest', '-q', '-p', 'no:cacheprovider', path], timeout, log, cwd=checkout_root()
+    )
     lines = [l for l in r['stdout_tail'].splitlines() if l.strip()]
     last = lines[-1] if lines else ''
-    counts = {k.rstrip('s'): int(n) for n, k in re.findall(r'(\d+) (passed|failed|skipped|errors?|xfailed|xpassed|deselected)', last)}
+    counts = {
+        k.rstrip('s'): int(n)
+        for n, k in re.findall(r'(\d+) (passed|failed|skipped|errors?|xfailed|xpassed|deselected)', last)
+    }
     return dict(status=r['status'], returncode=r['returncode'], wall_s=round(r['wall_s'], 1), summary=last, counts=counts,
                 output_tail=r['stdout_tail'][-2500:], stderr_tail=r['stderr_tail'][-1000:])
 
@@ -155,12 +164,15 @@ def run_pytest(path:str, timeout:float, log)->dict: # a test file of the reposit
 def stage_env(a, st:Stage)->tuple:
     "The machine (nvidia-smi, versions), its ceilings, the generator rates, and tests/test_gpu.py."
     from tau_course.data import MovingMNIST
-    dev = resolve_device(a.device); info = dict(nvidia_smi=_nvidia_smi(), **versions(dev))
+    dev = resolve_device(a.device)
+    info = dict(nvidia_smi=_nvidia_smi(), **versions(dev))
     st.progress(**info)
-    c = ceiling(dev); n = SCALES[a.scale]['data_n']
+    c = ceiling(dev)
+    n = SCALES[a.scale]['data_n']
     ds = MovingMNIST(length=n + 1)
     rates = data_rates(ds, n, 16, dev)
-    if dev.type == 'cuda' and callable(getattr(ds, 'sequences', None)): rates['data_cpu_render_seq_s'] = data_seq_s(ds, n, 16, 'cpu')
+    if dev.type == 'cuda' and callable(getattr(ds, 'sequences', None)):
+        rates['data_cpu_render_seq_s'] = data_seq_s(ds, n, 16, 'cpu')
     st.progress(**info, ceiling=c, data=rates)
     tests = run_pytest('tests/test_gpu.py', max(st.left(), 10), st.work / 'pytest_gpu')
     metrics = dict(gemm_bf16_tflops=(c.get('gemm_bf16_gflops') or 0) / 1e3 or None, gemm_fp32_tflops=c['gemm_fp32_gflops'] / 1e3,
@@ -183,7 +195,9 @@ def stage_bench(a, st:Stage)->tuple:
             'peak_train_mb', 'peak_infer_mb')
     metrics = {r['mode']: {**{k: r[k] for k in keep}, 'train_speedup': sp[r['mode']]['train_speedup'],
                            'infer_speedup': sp[r['mode']]['infer_speedup']} for r in rows}
-    return metrics, dict(rows=rows, recipe=b['recipe'], batch_size=b['batch_size'], infer_batch_size=b['infer_batch_size'])
+    return metrics, dict(
+        rows=rows, recipe=b['recipe'], batch_size=b['batch_size'], infer_batch_size=b['infer_batch_size']
+    )
 
 # %% ../nbs/24a_gpu_check.ipynb #a3ce4982
 CLI = 'import sys; from tau_course.cli import main; sys.exit(main(sys.argv[1:]))'  # `tau-course` without its console script
@@ -194,8 +208,11 @@ def _env()->dict: return {**os.environ, 'PYTHONUNBUFFERED': '1'}  # a killed chi
 
 def run_until_checkpoint(cmd:list, run:Path, after_s:float, timeout:float, log)->dict:
     "Start `cmd`; `after_s` seconds after `run/last` first holds a checkpoint, kill it (its process group); its state then."
-    log = Path(log); fo, fe = open(log.with_suffix('.out'), 'w'), open(log.with_suffix('.err'), 'w')
-    p = subprocess.Popen(list(map(str, cmd)), stdout=fo, stderr=fe, cwd=checkout_root(), env=_env(), start_new_session=True)
+    log = Path(log)
+    fo, fe = open(log.with_suffix('.out'), 'w'), open(log.with_suffix('.err'), 'w')
+    p = subprocess.Popen(
+        list(map(str, cmd)), stdout=fo, stderr=fe, cwd=checkout_root(), env=_env(), start_new_session=True
+    )
     t0, seen = time.monotonic(), None
     try:
         while p.poll() is None and time.monotonic() - t0 < timeout:
@@ -204,7 +221,9 @@ def run_until_checkpoint(cmd:list, run:Path, after_s:float, timeout:float, log)-
             time.sleep(0.2)
         killed = p.poll() is None
         _kill_group(p, grace=10)
-    finally: fo.close(); fe.close()
+    finally:
+        fo.close()
+        fe.close()
     ck = find_checkpoint(run / 'last')
     return dict(killed=killed, returncode=p.returncode, wall_s=time.monotonic() - t0, checkpoint_after_s=None if seen is None else seen - t0,
                 saved_step=json.loads((ck / 'state.json').read_text())['step'] if ck else None,
@@ -223,10 +242,19 @@ def stage_train(a, st:Stage)->tuple:
     args = ['train', '--config', t['config'], '--minutes', a.minutes_train or t['minutes'], '--device', a.device, '--amp', t['amp'],
             *t['args'], '--out', run, '--name', 'gpu_train', '--results', results, '--quiet']
     first = run_until_checkpoint(cli_command(*args), run, t['kill_after_s'], st.left(30), st.work / 'train_first')
-    if first['saved_step'] is None: raise RuntimeError(f"the first run left no checkpoint (exit {first['returncode']}): {first['stderr_tail'][-1500:]}")
-    st.progress(first=first); budget = (run / 'budget.json').read_bytes()
-    second = run_process(cli_command(*args, '--resume'), st.left(), st.work / 'train_resumed', cwd=checkout_root(), env=_env())
-    if second['status'] != 'ok': raise RuntimeError(f"the resumed run: {second['status']} (exit {second['returncode']}): {second['stderr_tail'][-1500:]}")
+    if first['saved_step'] is None:
+        raise RuntimeError(
+            f"the first run left no checkpoint (exit {first['returncode']}): {first['stderr_tail'][-1500:]}"
+        )
+    st.progress(first=first)
+    budget = (run / 'budget.json').read_bytes()
+    second = run_process(
+        cli_command(*args, '--resume'), st.left(), st.work / 'train_resumed', cwd=checkout_root(), env=_env()
+    )
+    if second['status'] != 'ok':
+        raise RuntimeError(
+            f"the resumed run: {second['status']} (exit {second['returncode']}): {second['stderr_tail'][-1500:]}"
+        )
     rec = json.loads((results / 'gpu_train.json').read_text())
     recalibrated = (run / 'budget.json').read_bytes() != budget or 'measured in' in second['stdout_tail']
     metrics = dict(steps=rec['steps_run'], planned_steps=rec['budget']['steps'], valid_mse=rec['metrics']['mse'],
@@ -242,19 +270,24 @@ def prediction_figure(model, n:int=2)->'plt.Figure':
     ds, label = eval_dataset(model.config.in_shape, 'standin', n)
     xs, ys = map(torch.stack, zip(*[ds[i] for i in range(n)]))
     p = predict(model, xs, ys.shape[1]).clamp(0, 1)
-    return show_grid({f'{k} {i}': v[i] for i in range(n) for k, v in (('context', xs), ('target', ys), ('prediction', p))})
+    return show_grid(
+        {f'{k} {i}': v[i] for i in range(n) for k, v in (('context', xs), ('target', ys), ('prediction', p))}
+    )
 
 def stage_eval(a, st:Stage)->tuple:
     "The train stage's best checkpoint on the stand-in test set (MSE, MAE, SSIM, PSNR) and predictions.png."
     import matplotlib.pyplot as plt
     e, ckpt, dev = SCALES[a.scale]['eval'], st.work / 'run' / 'best', resolve_device(a.device)
-    if find_checkpoint(ckpt) is None: raise RuntimeError(f"no checkpoint at {ckpt}: the train stage has not finished here (run --stages train,eval)")
+    if find_checkpoint(ckpt) is None:
+        raise RuntimeError(f"no checkpoint at {ckpt}: the train stage has not finished here (run --stages train,eval)")
     metrics = run_eval(ckpt, 'standin', e['n'], None, 2, e['batch_size'], 'gpu_eval', st.work / 'results', dev)
     rec = json.loads((st.work / 'results' / 'gpu_eval.json').read_text())
     fig = prediction_figure(load_model(ckpt, dev))
     with atomic_path(st.out / 'predictions.png') as tmp: fig.savefig(tmp, bbox_inches='tight', dpi=80)
     plt.close(fig)
-    return metrics, dict(test_set=rec['test_set'], throughput_seq_s=rec['throughput_seq_s'], n=e['n'], checkpoint=str(ckpt))
+    return metrics, dict(
+        test_set=rec['test_set'], throughput_seq_s=rec['throughput_seq_s'], n=e['n'], checkpoint=str(ckpt)
+    )
 
 # %% ../nbs/24a_gpu_check.ipynb #84cf3c71
 STAGE_FUNCS = dict(env=stage_env, bench=stage_bench, train=stage_train, eval=stage_eval)
@@ -279,7 +312,9 @@ def _stage_args(a, stage:str, timeout:float)->list:
 
 def run_agenda(a)->list:
     "In the parent: each stage of `a.stages` in a child with its limit; a record for every stage; the summary last."
-    out, work = Path(a.out), Path(a.work); out.mkdir(parents=True, exist_ok=True); work.mkdir(parents=True, exist_ok=True)
+    out, work = Path(a.out), Path(a.work)
+    out.mkdir(parents=True, exist_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
     t0, results = time.monotonic(), []
     for stage in a.stages:
         for old in (out / f'{stage}.json', work / f'{stage}.partial.json'): old.unlink(missing_ok=True)
@@ -289,7 +324,13 @@ def run_agenda(a)->list:
         else: r = run_process([*python_command(), '-m', 'tau_course.gpu_check', *_stage_args(a, stage, timeout)], timeout + 15,
                               work / f'stage_{stage}', cwd=checkout_root(), env=_env())
         if r['status'] != 'ok' or not (out / f'{stage}.json').is_file(): _record_failure(a, stage, r, work)
-        results.append(dict(stage=stage, status=json.loads((out / f'{stage}.json').read_text())['status'], wall_s=round(r['wall_s'], 1)))
+        results.append(
+            dict(
+                stage=stage,
+                status=json.loads((out / f'{stage}.json').read_text())['status'],
+                wall_s=round(r['wall_s'], 1),
+            )
+        )
         print(f"gpu_check: {stage}: {results[-1]['status']} in {r['wall_s']:.0f} s (limit {timeout:.0f} s)", flush=True)
     return results
 
@@ -303,7 +344,9 @@ def _record_failure(a, stage:str, r:dict, work:Path):
                 partial=json.loads(part.read_text()) if part.is_file() else None)
 
 # %% ../nbs/24a_gpu_check.ipynb #5e595f5d
-def _fmt(v, spec:str='.3g')->str: return '–' if v is None else format(v, spec) if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
+def _fmt(v, spec: str = '.3g') -> str:
+    return '–' if v is None else format(v, spec) if isinstance(v, (int, float)) and not isinstance(v, bool) else str(v)
+
 
 def _numbers(rec:dict)->str:
     "The few numbers of a stage's record that matter, as one cell."
@@ -315,7 +358,8 @@ def _numbers(rec:dict)->str:
                             f"{_fmt(m['gemm_fp32_tflops'])}; copy {_fmt(m['copy_gbs'], '.0f')} GB/s; data {_fmt(m['data_seq_s'], '.0f')} seq/s "
                             f"per item, {_fmt(m.get('data_batched_seq_s'), '.0f')} batched, {_fmt(m.get('data_device_seq_s'), '.0f')} on device; "
                             f"tests ({m.get('tests_status', 'ok')}) {m['tests_passed']} passed, {m['tests_failed']} failed, {m['tests_skipped']} skipped")
-    if st == 'bench': return '; '.join(f"{k} ×{_fmt(v['train_speedup'], '.2f')}" for k, v in m.items()) + ' (training vs fp32)'
+    if st == 'bench':
+        return '; '.join(f"{k} ×{_fmt(v['train_speedup'], '.2f')}" for k, v in m.items()) + ' (training vs fp32)'
     if st == 'train': return (f"{m['steps']}/{m['planned_steps']} steps, killed after step {m['killed_after_step']} "
                               f"({'killed' if m['killed'] else 'finished before the kill'}), recalibrated: {m['recalibrated']}; "
                               f"loss {_fmt(m.get('first_train_loss'))} → {_fmt(m.get('last_train_loss'))}; valid MSE {_fmt(m['valid_mse'], '.1f')}")
@@ -323,7 +367,8 @@ def _numbers(rec:dict)->str:
 
 # %% ../nbs/24a_gpu_check.ipynb #b95aee3c
 def _bench_table(rec:dict)->str:
-    m = rec['metrics']; b = rec['batch_size'], rec['infer_batch_size']
+    m = rec['metrics']
+    b = rec['batch_size'], rec['infer_batch_size']
     rows = [[k, _fmt(v['train_step_s'] * 1e3), _fmt(v['train_speedup'], '.2f'), _fmt(v['infer_seq_s'], '.0f'), _fmt(v['infer_speedup'], '.2f'),
              _fmt(v['first_call_s'] + v['first_step_s'], '.1f'), _fmt(v['peak_train_mb'], '.0f'), _fmt(v['max_rel_diff'], '.1e')] for k, v in m.items()]
     return markdown_table(['mode', f'train step ms (batch {b[0]})', 'vs fp32', f'inference seq/s (batch {b[1]})', 'vs fp32',
@@ -331,30 +376,47 @@ def _bench_table(rec:dict)->str:
 
 def summary_table(out)->str:
     "The stages' records in `out` as Markdown: status, wall time, key numbers; the benchmark's modes; the commit."
-    recs = {st: json.loads((Path(out) / f'{st}.json').read_text()) for st in STAGES if (Path(out) / f'{st}.json').is_file()}
+    recs = {
+        st: json.loads((Path(out) / f'{st}.json').read_text()) for st in STAGES if (Path(out) / f'{st}.json').is_file()
+    }
     rows = [[st, recs[st]['status'], _fmt(recs[st]['wall_time_s'], '.0f'), _numbers(recs[st])] if st in recs else [st, 'not run', '', '']
             for st in STAGES]
     text = markdown_table(['stage', 'status', 'wall s', 'numbers'], rows)
     if recs.get('bench', {}).get('status') == 'ok': text += '\n\n' + _bench_table(recs['bench'])
     any_rec = next(iter(recs.values()), {})
-    return text + f"\n\ncommit {any_rec.get('commit')} ({any_rec.get('commit_source')}), torch {any_rec.get('torch')}, {any_rec.get('hardware')}\n"
+    return (
+        text
+        + f"\n\ncommit {any_rec.get('commit')} ({any_rec.get('commit_source')}), torch {any_rec.get('torch')}, {any_rec.get('hardware')}\n"
+    )
 
 # %% ../nbs/24a_gpu_check.ipynb #10d6eac2
 def _stage_list(s:str)->list:
     stages = [x for x in s.split(',') if x]
-    if not stages or set(stages) - set(STAGES): raise argparse.ArgumentTypeError(f"expected stages of {','.join(STAGES)}, got {s!r}")
+    if not stages or set(stages) - set(STAGES):
+        raise argparse.ArgumentTypeError(f"expected stages of {','.join(STAGES)}, got {s!r}")
     return [x for x in STAGES if x in stages]  # always in the agenda's order: eval needs train's checkpoint
 
 def build_parser()->argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog='python -m tau_course.gpu_check', description='The GPU agenda: env, bench, train, eval; a summary last.')
-    p.add_argument('--out', required=True, help='folder for the records (at most 8 files come back from a device machine)')
+    p = argparse.ArgumentParser(
+        prog='python -m tau_course.gpu_check', description='The GPU agenda: env, bench, train, eval; a summary last.'
+    )
+    p.add_argument(
+        '--out', required=True, help='folder for the records (at most 8 files come back from a device machine)'
+    )
     p.add_argument('--device', default='cuda', help="cuda (default), cuda:N or cpu (the rehearsal)")
-    p.add_argument('--scale', choices=sorted(SCALES), default='paper', help='paper: the 44.7M TAU; tiny: the CPU-scale rehearsal')
-    p.add_argument('--stages', type=_stage_list, default=list(STAGES), help='comma-separated, e.g. train,eval (default: all)')
+    p.add_argument(
+        '--scale', choices=sorted(SCALES), default='paper', help='paper: the 44.7M TAU; tiny: the CPU-scale rehearsal'
+    )
+    p.add_argument(
+        '--stages', type=_stage_list, default=list(STAGES), help='comma-separated, e.g. train,eval (default: all)'
+    )
     p.add_argument('--minutes-train', type=float, help="the training run's --minutes (default: the scale's)")
-    p.add_argument('--work', default=str(Path(tempfile.gettempdir()) / 'tau_gpu_check'), help='scratch folder (the run, logs)')
+    p.add_argument(
+        '--work', default=str(Path(tempfile.gettempdir()) / 'tau_gpu_check'), help='scratch folder (the run, logs)'
+    )
     p.add_argument('--deadline-s', type=float, default=DEADLINE_S, help='seconds for the whole agenda')
-    for hidden in ('--stage', '--fail-stage'): p.add_argument(hidden, help=argparse.SUPPRESS)  # a child's stage; a test hook
+    for hidden in ('--stage', '--fail-stage'):
+        p.add_argument(hidden, help=argparse.SUPPRESS)  # a child's stage; a test hook
     p.add_argument('--stage-timeout', type=float, help=argparse.SUPPRESS)
     return p
 
@@ -368,13 +430,18 @@ def _check_args(p:argparse.ArgumentParser, a):
 
 def main(argv=None)->int:
     "Run the agenda (or, in a child, one --stage); print and save the summary; 0 if every stage is ok."
-    p = build_parser(); a = p.parse_args(argv); _check_args(p, a)
+    p = build_parser()
+    a = p.parse_args(argv)
+    _check_args(p, a)
     a.out, a.work = str(Path(a.out).resolve()), str(Path(a.work).resolve())  # children run in the repository's root
     if a.stage: return run_stage(a)
     results = run_agenda(a)
-    text = summary_table(a.out); atomic_write(Path(a.out) / 'summary.md', text)
+    text = summary_table(a.out)
+    atomic_write(Path(a.out) / 'summary.md', text)
     lost = check_out(a.out)
-    if lost: text += '\nwould not come back from a device machine: ' + '; '.join(lost) + '\n'; atomic_write(Path(a.out) / 'summary.md', text)
+    if lost:
+        text += '\nwould not come back from a device machine: ' + '; '.join(lost) + '\n'
+        atomic_write(Path(a.out) / 'summary.md', text)
     print(text, flush=True)
     return 0 if all(r['status'] == 'ok' for r in results) else 1
 

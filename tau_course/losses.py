@@ -20,7 +20,8 @@ def frame_diffs(x:torch.Tensor, # (B, T, C, H, W) or any (B, T, ...)
 # %% ../nbs/07_ddr.ipynb #f68375f9
 def _check_pair(pred, y):
     "Raise before any compute if `pred` and `y` cannot be compared frame by frame."
-    if pred.shape != y.shape: raise UsageError(f"pred and y must have the same shape, got {tuple(pred.shape)} and {tuple(y.shape)}")
+    if pred.shape != y.shape:
+        raise UsageError(f"pred and y must have the same shape, got {tuple(pred.shape)} and {tuple(y.shape)}")
     if pred.ndim < 3: raise UsageError(f"expected (B, T, ...) with at least 3 dims, got shape {tuple(pred.shape)}")
     if not (pred.is_floating_point() and y.is_floating_point()):
         raise UsageError(f"expected floating-point tensors, got {pred.dtype} and {y.dtype}")

@@ -20,7 +20,8 @@ def _to_tensor(x, name):
     if isinstance(x, np.ndarray):
         if not np.issubdtype(x.dtype, np.floating):
             raise UsageError(f"{name}: expected floating-point frames, got dtype {x.dtype}")
-        if x.dtype not in (np.float16, np.float32, np.float64) or not x.flags.writeable: x = np.array(x, dtype=np.float64)
+        if x.dtype not in (np.float16, np.float32, np.float64) or not x.flags.writeable:
+            x = np.array(x, dtype=np.float64)
         return torch.from_numpy(np.ascontiguousarray(x))  # no copy for the usual contiguous float arrays
     raise UsageError(f"{name}: expected a numpy array or torch tensor of shape (B, T, C, H, W), got {type(x).__name__}")
 
@@ -30,7 +31,8 @@ def _frames(pred, true, min_hw:int=1):
     p, t = _to_tensor(pred, 'pred'), _to_tensor(true, 'true')
     for name, z in (('pred', p), ('true', t)):
         if z.ndim != 5: raise UsageError(f"{name}: expected 5 dims (B, T, C, H, W), got shape {tuple(z.shape)}")
-    if p.shape != t.shape: raise UsageError(f"pred and true must have the same shape, got {tuple(p.shape)} and {tuple(t.shape)}")
+    if p.shape != t.shape:
+        raise UsageError(f"pred and true must have the same shape, got {tuple(p.shape)} and {tuple(t.shape)}")
     if not (p.is_floating_point() and t.is_floating_point()):
         raise UsageError(f"expected floating-point frames, got {p.dtype} and {t.dtype}")
     if p.numel() == 0: raise UsageError(f"expected non-empty frames, got shape {tuple(p.shape)}")
@@ -76,7 +78,10 @@ def ssim_map(x:torch.Tensor, # (N, C, H, W) images
     L = _positive(data_range, 'data_range')
     if win_size < 3 or win_size % 2 == 0: raise UsageError(f"win_size must be odd and >= 3, got {win_size}")
     if x.ndim != 4 or x.shape != y.shape or min(x.shape[-2:]) < win_size:
-        raise UsageError(f"expected two (N, C, H, W) tensors of one shape with H, W >= {win_size}, got {tuple(x.shape)} and {tuple(y.shape)}")
+        raise UsageError(
+            f"expected two (N, C, H, W) tensors of one shape with H, W >= {win_size}, "
+            f"got {tuple(x.shape)} and {tuple(y.shape)}"
+        )
     C = x.shape[1]
     stats = F.avg_pool2d(torch.cat([x, y, x * x, y * y, x * y], 1), win_size, stride=1)  # window means, no padding
     mx, my, mxx, myy, mxy = stats.split(C, 1)
@@ -116,7 +121,7 @@ def frame_stats(pred, # prediction (B, T, C, H, W), numpy or torch
                 true, # target, same shape
                 data_range:float=1.0, # peak L of PSNR (and SSIM), the span of the data [0, L]
                 clip_range:tuple=None, # (lo, hi) the prediction is clipped to before PSNR/SSIM; None: (0, data_range)
-                ssim_data_range:float=None, # L for SSIM only; None: data_range (2.0 gives the legacy SSIM on [0, 1] data)
+                ssim_data_range:float=None, # L for SSIM only; None: data_range (2.0: the legacy SSIM on [0, 1] data)
                ) -> torch.Tensor: # (B, T, 6) float64, columns in METRIC_KEYS order
     "Every metric of every frame: MSE/MAE sums and per-pixel means (unclipped), then PSNR and SSIM (clipped)."
     L, lo, hi, Ls = _settings(data_range, clip_range, ssim_data_range)
@@ -128,7 +133,7 @@ def frame_stats(pred, # prediction (B, T, C, H, W), numpy or torch
 
 # %% ../nbs/08_metrics.ipynb #5c6ccd29
 def frame_metrics(pred, true, data_range:float=1.0, clip_range:tuple=None, ssim_data_range:float=None) -> dict:
-    "Each metric averaged over samples and frames, as Python floats; keys METRIC_KEYS (`mse`, `mae` are per-frame sums)."
+    "Each metric averaged over samples and frames, as Python floats; keys METRIC_KEYS (`mse`, `mae`: per-frame sums)."
     s = frame_stats(pred, true, data_range, clip_range, ssim_data_range).mean((0, 1))  # (B, T, 6) -> (6,)
     return dict(zip(METRIC_KEYS, s.tolist()))
 
@@ -139,7 +144,7 @@ def per_frame_metrics(pred, true, data_range:float=1.0, clip_range:tuple=None, s
 
 # %% ../nbs/08_metrics.ipynb #5ad0b60b
 class FrameSums:
-    "Float64 sums per (frame, column) and a sample count: a state that adds up over batches, accumulators and DDP ranks."
+    "Float64 sums per (frame, column) and a sample count: a state adding up over batches, accumulators and DDP ranks."
     keys = ()  # the column names; subclasses set them
     def __init__(self, **kw): self.kw, self.n, self.sums = kw, 0, None  # kw: settings that merged states must share
     def _add(self, sums, n): # sums: (T, len(keys)) over n samples
@@ -152,7 +157,7 @@ class FrameSums:
         if other.kw != self.kw: raise UsageError(f"cannot merge accumulators with settings {self.kw} and {other.kw}")
         return self if other.n == 0 else self._add(other.sums, other.n)
     def state(self) -> torch.Tensor:
-        "The float64 CPU vector [n, sums (T*K)]: all_reduce it with SUM across ranks (on their device), then `load_state`."
+        "The float64 CPU vector [n, sums (T*K)]: all_reduce it (SUM) across ranks (on their device), then `load_state`."
         if self.sums is None: raise UsageError("expected at least one update before state(), got none")
         return torch.cat([torch.tensor([float(self.n)], dtype=torch.float64), self.sums.flatten()])
     def load_state(self, state):

@@ -38,7 +38,8 @@ def fig_png(fig:plt.Figure, # any matplotlib figure; it is closed afterwards
 # %% ../nbs/15_explorers.ipynb #015a1ab6
 def _widgets():
     "The ipywidgets module, or an ImportError that says how to get it."
-    if widgets is None: raise ImportError("the explorers need ipywidgets; expected it installed: pip install ipywidgets")
+    if widgets is None:
+        raise ImportError("the explorers need ipywidgets; expected it installed: pip install ipywidgets")
     return widgets
 
 def explorer(sliders:dict, # name -> ipywidgets slider; its value reaches `draw` as that keyword
@@ -52,8 +53,12 @@ def explorer(sliders:dict, # name -> ipywidgets slider; its value reaches `draw`
         out = draw(**{k: s.value for k, s in sliders.items()})
         fig, caption.value = out if isinstance(out, tuple) else (out, '')
         image.value = fig_png(fig)
-    for s in sliders.values(): s.continuous_update = False; s.observe(update, 'value')
-    box = W.VBox([W.HBox(list(sliders.values())), image, caption], layout=W.Layout(align_items='flex-start'))  # image at its size
+    for s in sliders.values():
+        s.continuous_update = False
+        s.observe(update, 'value')
+    box = W.VBox(
+        [W.HBox(list(sliders.values())), image, caption], layout=W.Layout(align_items='flex-start')
+    )  # image at its size
     if css: box.add_class(css)
     box.sliders, box.image, box.caption, box.update = sliders, image, caption, update
     update()
@@ -68,11 +73,14 @@ def dashboard_figure(train_pts:list, # (step, training loss) per batch
     fig, (ax_l, ax_r) = plt.subplots(1, 2, figsize=(2.6 * size, size))
     if train_pts: ax_l.plot(*zip(*train_pts), lw=0.8, label='train (batch)')
     if valid_pts: ax_l.plot(*zip(*valid_pts), 'o-', label='valid (epoch)')
-    if train_pts or valid_pts: ax_l.legend(fontsize=8); ax_l.set_yscale('log')
+    if train_pts or valid_pts:
+        ax_l.legend(fontsize=8)
+        ax_l.set_yscale('log')
     ax_l.set(xlabel='optimiser step', ylabel='loss', title='loss')
     if lr_pts: ax_r.plot(*zip(*lr_pts), c='C2')
     ax_r.set(xlabel='optimiser step', ylabel='lr', title='learning rate')
-    fig.tight_layout(); plt.close(fig)
+    fig.tight_layout()
+    plt.close(fig)
     return fig
 
 # %% ../nbs/15_explorers.ipynb #a3dcf616
@@ -81,11 +89,14 @@ class CurvesCB(Callback):
     order = 60  # after MetricsCB (10) has written the epoch's record
     def __init__(self): self.train, self.valid, self.lrs = [], [], []
     def before_fit(self, learn): self.train, self.valid, self.lrs = [], [], []
-    def before_step(self, learn): self.lrs.append((learn.n_step + 1, learn.opt.param_groups[0]['lr']))  # the lr this step uses
+    def before_step(self, learn):
+        self.lrs.append((learn.n_step + 1, learn.opt.param_groups[0]['lr']))  # the lr this step uses
+
     def after_batch(self, learn):
         if learn.training: self.train.append((learn.n_step, learn.loss_value()))  # the step's one host read, shared
     def after_epoch(self, learn):
-        if learn.epoch_end and 'valid_loss' in learn.record: self.valid.append((learn.n_step, learn.record['valid_loss']))
+        if learn.epoch_end and 'valid_loss' in learn.record:
+            self.valid.append((learn.n_step, learn.record['valid_loss']))
     def figure(self)->plt.Figure: return dashboard_figure(self.train, self.valid, self.lrs)
 
 # %% ../nbs/15_explorers.ipynb #0f5b0b76
@@ -93,17 +104,23 @@ class TrainingDashboard(CurvesCB):
     "Live loss and learning-rate curves while `train` runs: `train(cfg, out_dir, cbs=[TrainingDashboard()])`."
     def __init__(self, every:int=10, # redraw every `every` training batches (and at each epoch end)
                  live:bool|None=None): # draw and show the widget; None: only inside a Jupyter kernel
-        super().__init__(); self.every, self.live, self._widget = every, live, None
+        super().__init__()
+        self.every, self.live, self._widget = every, live, None
     @property
     def widget(self):
         "The dashboard: an Image of `dashboard_figure` above a line with the last epoch's record."
         if self._widget is None:
-            W = _widgets(); self._widget = W.VBox([W.Image(format='png'), W.HTML()]); self._widget.add_class('tau-dashboard')
+            W = _widgets()
+            self._widget = W.VBox([W.Image(format='png'), W.HTML()])
+            self._widget.add_class('tau-dashboard')
         return self._widget
     def before_fit(self, learn):
         super().before_fit(learn)
         self.is_live = (in_notebook() if self.live is None else self.live) and is_main()
-        if self.is_live: from IPython.display import display; display(self.widget)
+        if self.is_live:
+            from IPython.display import display
+
+            display(self.widget)
     def after_batch(self, learn):
         super().after_batch(learn)
         if self.is_live and learn.training and len(self.train) % self.every == 0: self.update()
@@ -117,16 +134,20 @@ class TrainingDashboard(CurvesCB):
 # %% ../nbs/15_explorers.ipynb #59c748cc
 def _show(ax, img, title:str, cmap:str='gray', vmax:float=1.):
     "One frame on `ax`: no ticks, a small title."
-    ax.imshow(img, cmap=cmap, vmin=0, vmax=vmax); ax.set_title(title, fontsize=8); ax.set_axis_off()
+    ax.imshow(img, cmap=cmap, vmin=0, vmax=vmax)
+    ax.set_title(title, fontsize=8)
+    ax.set_axis_off()
 
 def _blank(ax, text:str):
     "An empty panel holding `text`."
-    ax.set_axis_off(); ax.text(0.5, 0.5, text, ha='center', va='center', fontsize=8, transform=ax.transAxes)
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, text, ha='center', va='center', fontsize=8, transform=ax.transAxes)
 
 def _mse_curve(ax, mse:np.ndarray, T:int, t:int): # axes; (n,) MSE per future frame; context length; current step
     "MSE per future frame against t, with the current step and the start of each roll-out pass marked."
     n = len(mse)
-    ax.plot(range(T, T + n), mse, '.-'); ax.axvline(t, c='C3')
+    ax.plot(range(T, T + n), mse, '.-')
+    ax.axvline(t, c='C3')
     for s in range(2 * T, T + n, T): ax.axvline(s - 0.5, c='gray', ls=':')  # a roll-out pass starts
     ax.set(xlim=(-0.5, T + n - 0.5), ylim=(0, None), xlabel='t', ylabel='MSE per frame')
 
@@ -134,7 +155,8 @@ def _mse_curve(ax, mse:np.ndarray, T:int, t:int): # axes; (n,) MSE per future fr
 def frame_mse(target, pred)->np.ndarray: # frames (n, 1, H, W) or (n, H, W), the same shape
     "MSE of each frame as chapter 08 scores it: the squared error summed over the frame's pixels, shape (n,)."
     tgt, prd = as_frames(target), as_frames(pred)
-    if prd.shape != tgt.shape: raise UsageError(f"pred and target must have the same shape, got {prd.shape} and {tgt.shape}")
+    if prd.shape != tgt.shape:
+        raise UsageError(f"pred and target must have the same shape, got {prd.shape} and {tgt.shape}")
     return ((prd - tgt) ** 2).sum(axis=(1, 2))
 
 # %% ../nbs/15_explorers.ipynb #895f7c0b
@@ -155,7 +177,8 @@ def frame_figure(context, # (T, C, H, W) or (T, H, W): the observed frames
     if k < 0:
         for ax in axs[1:]: _blank(ax, f'observing\nforecast starts\nat t={T}')
     else:
-        _show(axs[1], tgt[k], f'target t={t}'); _show(axs[2], prd[k], f'prediction t={t}')
+        _show(axs[1], tgt[k], f'target t={t}')
+        _show(axs[2], prd[k], f'prediction t={t}')
         _show(axs[3], np.abs(prd[k] - tgt[k]), f'|error|  MSE {mse[k]:.1f}', cmap='magma')
     _mse_curve(fig.add_subplot(gs[1, :]), mse, T, t)
     plt.close(fig)
@@ -168,22 +191,34 @@ def scrubber(model, # a T -> T frame predictor such as `TAU`
              i:int=0, # the sequence shown first
             ):
     "Frame scrubber over context, target, prediction and error: sliders for sequence, horizon and time step t."
-    x0, y0 = ds[0]; T, n_max = len(x0), n_future or len(y0)
-    if not 1 <= n_max <= len(y0): raise UsageError(f"expected 1 <= n_future <= {len(y0)} (target frames in ds), got {n_future}")
+    x0, y0 = ds[0]
+    T, n_max = len(x0), n_future or len(y0)
+    if not 1 <= n_max <= len(y0):
+        raise UsageError(f"expected 1 <= n_future <= {len(y0)} (target frames in ds), got {n_future}")
     @functools.lru_cache(maxsize=16)
     def forecast(seq:int):  # one roll-out per sequence, to the longest horizon
-        x, y = ds[seq]; return x, y[:n_max], predict(model, x[None], n_max)[0]
+        x, y = ds[seq]
+        return x, y[:n_max], predict(model, x[None], n_max)[0]
     def draw(seq, horizon, t):  # the figure, and a caption with the mean MSE of each roll-out pass
-        x, y, p = forecast(seq); y, p = y[:horizon], p[:horizon]; mse = frame_mse(y, p)
-        passes = ' · '.join(f'frames {a + 1}–{min(a + T, horizon)}: {mse[a:a + T].mean():.1f}' for a in range(0, horizon, T))
-        return frame_figure(x, y, p, min(t, T + horizon - 1)), f'sequence {seq}, mean MSE per frame of each pass: {passes}'
+        x, y, p = forecast(seq)
+        y, p = y[:horizon], p[:horizon]
+        mse = frame_mse(y, p)
+        passes = ' · '.join(
+            f'frames {a + 1}–{min(a + T, horizon)}: {mse[a:a + T].mean():.1f}' for a in range(0, horizon, T)
+        )
+        return (
+            frame_figure(x, y, p, min(t, T + horizon - 1)),
+            f'sequence {seq}, mean MSE per frame of each pass: {passes}',
+        )
 
     W = _widgets()
     sliders = dict(seq=W.IntSlider(i, 0, len(ds) - 1, description='sequence'),
                    horizon=W.IntSlider(n_max, 1, n_max, description='horizon'),
                    t=W.IntSlider(T, 0, T + n_max - 1, description='t'))
     box = explorer(sliders, draw, 'tau-scrubber')
-    sliders['horizon'].observe(lambda c: setattr(sliders['t'], 'max', T + c.new - 1), 'value')  # t stays on the timeline
+    sliders['horizon'].observe(
+        lambda c: setattr(sliders['t'], 'max', T + c.new - 1), 'value'
+    )  # t stays on the timeline
     return box
 
 # %% ../nbs/15_explorers.ipynb #aa27bb3f
@@ -241,17 +276,20 @@ def attention_figure(maps:dict, # from `attention_maps`: block -> {'sa': (B, H',
                             gridspec_kw=dict(width_ratios=(1, 3)))
     f = None if frame is None else np.asarray(frame, dtype=np.float32).squeeze()  # (H, W)
     for (i, m), (ax_sa, ax_da) in zip(sorted(maps.items()), axs):
-        sa = m['sa'][b].numpy() if 'sa' in m else None; da = m['da'][b].numpy() if 'da' in m else None
+        sa = m['sa'][b].numpy() if 'sa' in m else None
+        da = m['da'][b].numpy() if 'da' in m else None
         H, W = f.shape if f is not None else (sa.shape if sa is not None else (1, 1))
         if f is not None: ax_sa.imshow(f, cmap='gray', vmin=0, vmax=1, extent=(0, W, H, 0))
         if sa is not None: ax_sa.imshow(sa, cmap='inferno', alpha=0.65 if f is not None else 1., extent=(0, W, H, 0))
-        ax_sa.set_axis_off(); ax_sa.set_title(f'block {i}: SA map' if sa is not None else f'block {i}: no SA', fontsize=8)
+        ax_sa.set_axis_off()
+        ax_sa.set_title(f'block {i}: SA map' if sa is not None else f'block {i}: no SA', fontsize=8)
         if da is not None:
             ax_da.plot(da, lw=0.8)
             if i == 0 and T and len(da) % T == 0: _time_groups(ax_da, da, T)
         ax_da.set(xlim=(-0.5, max(len(da) if da is not None else 1, 1) - 0.5), ylim=(0, 1))
         ax_da.set_title(f'block {i}: DA weights, d={len(da)}' if da is not None else f'block {i}: no DA', fontsize=8)
-    fig.tight_layout(); plt.close(fig)
+    fig.tight_layout()
+    plt.close(fig)
     return fig
 
 # %% ../nbs/15_explorers.ipynb #0ab778c4
@@ -267,7 +305,8 @@ def attention_inspector(model, # a TAU
                        ):
     "SA maps and DA weights of every TAU block for a chosen sequence (slider), via `attention_maps` hooks."
     def draw(seq):  # the figure, and a caption with the spread of each block's DA weights (0 when a DA is dead)
-        x = ds[seq][0]; maps = attention_maps(model, x[None])
+        x = ds[seq][0]
+        maps = attention_maps(model, x[None])
         return attention_figure(maps, frame=x[-1], T=len(x)), f'sequence {seq}, ' + da_spread(maps)
     return explorer(dict(seq=_widgets().IntSlider(i, 0, len(ds) - 1, description='sequence')), draw, 'tau-attention')
 
@@ -289,7 +328,9 @@ def ddr_scores(target:torch.Tensor, # (B, T, C, H, W)
                alpha:float=0.1, temperature:float=0.1, # α and τ of the loss
               )->dict: # name -> (MSE, α·DDR)
     "The two terms of TAU's loss for each candidate prediction."
-    return {k: (F.mse_loss(p, target).item(), alpha * ddr(p, target, temperature).item()) for k, p in candidates.items()}
+    return {
+        k: (F.mse_loss(p, target).item(), alpha * ddr(p, target, temperature).item()) for k, p in candidates.items()
+    }
 
 # %% ../nbs/15_explorers.ipynb #39fde12f
 def ddr_figure(alpha:float=0.1, temperature:float=0.1, # α and τ
@@ -303,12 +344,18 @@ def ddr_figure(alpha:float=0.1, temperature:float=0.1, # α and τ
                             gridspec_kw=dict(width_ratios=(1,) * len(seqs) + (1.8,)))
     for ax, (name, s) in zip(axs, seqs.items()):
         p = F.softmax(frame_diffs(s)[0, t] / temperature, dim=-1).reshape(s.shape[-2:]).numpy()  # what DDR compares
-        ax.imshow(p, cmap='magma'); ax.set_axis_off(); ax.set_title(f'σ(ΔY{t}/τ): {name}', fontsize=8)
+        ax.imshow(p, cmap='magma')
+        ax.set_axis_off()
+        ax.set_title(f'σ(ΔY{t}/τ): {name}', fontsize=8)
     names, (mse, reg) = list(scores), zip(*scores.values())
-    ax = axs[-1]; ax.bar(names, mse, label='MSE'); ax.bar(names, reg, bottom=mse, label='α·DDR')
-    ax.set_title(f'loss terms, α={alpha:.3g}, τ={temperature:.3g}', fontsize=8); ax.legend(fontsize=7)
+    ax = axs[-1]
+    ax.bar(names, mse, label='MSE')
+    ax.bar(names, reg, bottom=mse, label='α·DDR')
+    ax.set_title(f'loss terms, α={alpha:.3g}, τ={temperature:.3g}', fontsize=8)
+    ax.legend(fontsize=7)
     ax.tick_params(labelsize=7)
-    fig.tight_layout(); plt.close(fig)
+    fig.tight_layout()
+    plt.close(fig)
     return fig
 
 # %% ../nbs/15_explorers.ipynb #96b5d6ca

@@ -35,6 +35,21 @@ def test_train_writes_checkpoints_and_a_result_record(run):
     assert [h['epoch'] for h in rec['history']] == [0, 1] and rec['history'][-1]['mse'] == rec['metrics']['mse']
 
 
+def test_max_steps_stops_with_a_validation_and_a_checkpoint(tmp_path):
+    "A --max-steps stop mid-epoch ends like any run: metrics printed and recorded, `last` of that step, a record of it."
+    out = tau_course('train', '--config', 'mmnist_cpu_tiny', '--max-steps', 2, '--epochs', 1, '--length', 32,
+                     '--val-length', 16, '--out', tmp_path / 'x', '--results', tmp_path / 'results', '--quiet')
+    assert out.returncode == 0, out.stderr
+    printed = json.loads(out.stdout.strip().splitlines()[-1])
+    rec = json.loads((tmp_path / 'results' / 'x.json').read_text())
+    assert printed and printed == rec['metrics'] and 'mse' in printed
+    assert (rec['steps_run'], rec['epochs'], rec['stopped_by'], rec['max_steps']) == (2, 1, 'max_steps=2', 2)
+    assert Path(rec['checkpoint']).is_dir() and (Path(rec['checkpoint']) / 'model.safetensors').is_file()
+    assert json.loads((tmp_path / 'x' / 'last' / 'state.json').read_text())['step'] == 2
+    bad = tau_course('train', '--config', 'mmnist_cpu_tiny', '--target-mse', 'nan', '--out', tmp_path / 'y')
+    assert bad.returncode == 2 and '--target-mse must be a finite number > 0' in bad.stderr
+
+
 def test_train_refuses_to_overwrite_a_run(run):
     out = tau_course('train', '--config', 'mmnist_cpu_tiny', '--epochs', 1, '--out', run / 'run', '--results', run / 'results')
     assert out.returncode == 2 and 'already holds a run' in out.stderr
@@ -45,13 +60,12 @@ def test_eval_predict_export(run):
     ev = tau_course('eval', '--ckpt', ckpt, '--n', 8, '--results', run / 'results', '--name', 'ev')
     assert ev.returncode == 0, ev.stderr
     rec = json.loads((run / 'results' / 'ev.json').read_text())
-    assert rec['test_set'] == 'standin/pool2[:8]' and rec['metrics']['mse'] > 0
+    assert rec['test_set'] == 'standin[:8]/pool2' and rec['metrics']['mse'] > 0
     assert len(rec['metrics_per_frame']['mse']) == rec['n_future'] == 10
-    ev = tau_course('eval', '--ckpt', ckpt, '--n', 4, '--frames', 30, '--digits', 3, '--results', run / 'results', '--name', 'ev30')
+    ev = tau_course('eval', '--ckpt', ckpt, '--n', 4, '--n-future', 30, '--digits', 3, '--results', run / 'results', '--name', 'ev30')
     assert ev.returncode == 0, ev.stderr
     rec = json.loads((run / 'results' / 'ev30.json').read_text())
-    assert rec['test_set'] == 'standin-64px-3digits-10to30/pool2[:4]' and len(rec['metrics_per_frame']['ssim']) == 30
-    assert '--frames is deprecated; use --n-future' in ev.stderr
+    assert rec['test_set'] == 'standin-64px-3digits-10to30[:4]/pool2' and len(rec['metrics_per_frame']['ssim']) == 30
     ctx = (np.random.default_rng(0).random((2, 10, 1, 32, 32)) * 255).astype(np.uint8)
     np.save(run / 'ctx.npy', ctx)
     pr = tau_course('predict', '--ckpt', ckpt, '--input', run / 'ctx.npy', '--n-future', 20, '--out', run / 'pred.npy', '--gif', run / 'pred.gif')

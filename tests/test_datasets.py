@@ -193,17 +193,14 @@ def test_tampered_cache_is_refused(tmp_path):
 
 
 def test_horizon_keyword(tmp_path):
-    "n_future is the horizon's keyword and attribute; the old aft= still works for one release, with a DeprecationWarning."
+    "n_future is the horizon's one keyword and attribute; OpenSTL's aft is not accepted."
     from tau_course.files import UsageError
     kth = module('kth')
     kth.prepare(SAMPLE, root=tmp_path)
     new = kth.make_datasets(tmp_path, 'train', n_future=40)
-    with pytest.warns(DeprecationWarning, match='aft is deprecated; use n_future'):
-        old = kth.make_datasets(tmp_path, 'train', aft=40)
-    assert (old.n_future, old.aft, len(old)) == (new.n_future, new.aft, len(new)) == (40, 40, 7)
-    assert torch.equal(old[3][1], new[3][1])
-    with pytest.raises(UsageError, match='got both n_future=40 and aft=40'):
-        kth.make_datasets(tmp_path, 'train', n_future=40, aft=40)
+    assert (new.n_future, len(new)) == (40, 7)
+    with pytest.raises(TypeError, match='aft'):
+        kth.make_datasets(tmp_path, 'train', aft=40)
     with pytest.raises(UsageError, match="split must be 'train' or 'test'"):
         kth.make_datasets(tmp_path, 'val')
 

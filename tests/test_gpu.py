@@ -36,11 +36,11 @@ def _tensors(d):
 def test_a_cuda_resume_is_bit_exact_with_deterministic(tmp_path):
     "Stopped after 3 of 8 steps (bf16) and resumed: every weight and optimiser tensor equals the uninterrupted run's."
     from tau_course.recipes import train
-    from tau_course.runner import StopAfter
+    from tau_course.train import StopAfterSteps
     cfg = _cfg(epochs=2, ckpt_every=1, amp='bf16')
     a, b = tmp_path / 'straight', tmp_path / 'stopped'
     train(cfg, a, device='cuda', deterministic=True, quiet=True)
-    train(cfg, b, device='cuda', deterministic=True, quiet=True, cbs=[StopAfter(3)])
+    train(cfg, b, device='cuda', deterministic=True, quiet=True, stop=[StopAfterSteps(3)])
     rec = train(cfg, b, resume=True, device='cuda', deterministic=True, quiet=True)
     assert rec['step'] == 8, rec
     ta, tb = _tensors(a / 'last'), _tensors(b / 'last')

@@ -8,6 +8,7 @@ import torch
 from safetensors.torch import load_file
 
 from conftest import ROOT
+from toys import ToyNet  # also registers data='toy' and model='toy' with the recipes
 
 HAVE_TAU = importlib.util.find_spec('tau_course.model') is not None
 
@@ -22,6 +23,7 @@ N_STEPS = 30
 SCRIPT = r'''
 import json, sys, torch
 torch.set_num_threads(1)
+import toys  # registers data='toy' and model='toy' (tests/toys.py)
 from tau_course.train import Callback
 from tau_course.recipes import TrainConfig, train
 class Announce(Callback):
@@ -33,7 +35,7 @@ train(cfg, sys.argv[1], resume=sys.argv[3] == '1', cbs=[Announce()], quiet=True)
 
 
 def _cmd(out, resume, cfg=CFG): return [sys.executable, '-c', SCRIPT, str(out), json.dumps(cfg), '1' if resume else '0']
-def _env(): return {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONPATH': str(ROOT)}
+def _env(): return {**os.environ, 'OMP_NUM_THREADS': '1', 'PYTHONPATH': os.pathsep.join([str(ROOT), str(ROOT / 'tests')])}
 
 
 def _run(out, resume=False, cfg=CFG):
@@ -97,7 +99,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path):
     with pytest.raises(NonFiniteLossError, match=r'non-finite loss \(inf\) at step 13 \(epoch 1, batch 2\)') as e:
         train(cfg, tmp_path, cbs=[PoisonAt()], quiet=True)
     assert (e.value.step, EXIT_NONFINITE) == (13, 3)
-    model = __import__('tau_course.train', fromlist=['ToyNet']).ToyNet(p=0.2)
+    model = ToyNet(p=0.2)
     state = load_checkpoint(tmp_path / 'last', model)
     assert state['step'] == 12 and find_checkpoint(tmp_path / 'last').name == 'last'
     assert all(torch.isfinite(v).all() for v in model.state_dict().values())

@@ -16,7 +16,6 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 from ..files import data_root, prepare_dir, check_manifest, UsageError
-from ..data import horizon
 from ..recipes import TrainConfig, benchmark_data, register_data, register_recipe
 
 # %% ../../nbs/14_human.ipynb #8a715480
@@ -173,18 +172,18 @@ def protocol_windows(folder:Path, idx:dict, split:str, protocol:str, length:int,
 # %% ../../nbs/14_human.ipynb #c932cd15
 class Human36M(Dataset):
     "Human3.6M windows of pre + n_future frames, one every `step`: x (pre, 3, S, S), y (n_future, 3, S, S) float32 in [0, 1]."
-    def __init__(self, root=None, split:str='train', pre:int=4, n_future:int|None=None, # data folder; 'train' or 'test'; frames in; to predict (None: 4)
+    def __init__(self, root=None, split:str='train', # data folder; 'train' or 'test'
+                 pre:int=4, n_future:int=4, # frames in; frames to predict
                  step:int=5, image_size:int=256, protocol:str='auto', # frame step; side; 'lists', 'subjects' or 'auto'
-                 augment:bool|None=None, seed:int=0, *, aft:int|None=None): # augmentation (default: for 'train'); its seed; deprecated n_future
+                 augment:bool|None=None, seed:int=0): # augmentation (default: for 'train'); its seed
         if split not in SUBJECTS: raise UsageError(f"split must be 'train' or 'test', got {split!r}")
         if protocol not in ('auto', 'lists', 'subjects'): raise UsageError(f"protocol must be 'auto', 'lists' or 'subjects', got {protocol!r}")
         self.manifest, self.folder = check_manifest(NAME, root), data_root(root)/NAME
-        self.split, self.pre, self.n_future, self.step, self.size, self.seed = split, pre, horizon(n_future, aft, 'aft', 4), step, image_size, seed
+        self.split, self.pre, self.n_future, self.step, self.size, self.seed = split, pre, n_future, step, image_size, seed
         self.augment = split == 'train' if augment is None else augment
         self.idx = read_index(self.folder)
         self.protocol, self.windows = protocol_windows(self.folder, self.idx, split, protocol, pre + self.n_future, step)
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()  # seen by persistent workers
-    aft = property(lambda self: self.n_future, doc='The deprecated name of `n_future`, read-only (kept for one release).')
     def set_epoch(self, epoch:int): self._epoch.fill_(int(epoch))
     def __len__(self): return len(self.windows)
     def __getitem__(self, i):

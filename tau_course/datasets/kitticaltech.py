@@ -15,7 +15,6 @@ import torch
 from torch.utils.data import Dataset
 import matplotlib.pyplot as plt
 from ..files import data_root, prepare_dir, check_manifest, atomic_path, atomic_write, UsageError
-from ..data import horizon
 from ..recipes import TrainConfig, benchmark_data, register_data, register_recipe
 
 # %% ../../nbs/13_kitticaltech.ipynb #ad3e2844
@@ -214,14 +213,11 @@ def prepare(src, root=None)->Path: # folder with PredNet's kitti_hkl files and C
 class FrameWindows(Dataset):
     "Windows of pre + n_future frames within one source of a cached (N, H, W, 3) uint8 array: x, y float32 (T, 3, H, W) in [0, 1]."
     def __init__(self, folder:Path, stem:str, # cache; 'kitti_train' etc.
-                 pre:int=10, n_future:int|None=None, bgr:bool=False, # frames in; frames to predict (None: 1); flip to BGR
-                 *, aft:int|None=None): # deprecated name of n_future
-        n_future = horizon(n_future, aft, 'aft', 1)
+                 pre:int=10, n_future:int=1, bgr:bool=False): # frames in; frames to predict; flip to BGR
         if min(pre, n_future) < 1: raise UsageError(f"pre and n_future must be >= 1, got {pre}, {n_future}")
         self.path, self.pre, self.n_future, self.bgr, self._frames = Path(folder)/f'{stem}.npy', pre, n_future, bgr, None
         sources = json.loads((Path(folder)/f'{stem}_sources.json').read_text())
         self.starts = np.array(source_windows(sources, pre + n_future), dtype=np.int64)
-    aft = property(lambda self: self.n_future, doc='The deprecated name of `n_future`, read-only (kept for one release).')
     @property
     def frames(self):
         if self._frames is None: self._frames = np.load(self.path, mmap_mode='r')
@@ -240,10 +236,9 @@ class FrameWindows(Dataset):
 SPLITS = {'train': 'kitti_train', 'val': 'kitti_val', 'test': 'caltech_test'}
 
 def make_datasets(root=None, split:str='train', # data folder; 'train' (KITTI), 'val' (KITTI val) or 'test' (Caltech)
-                  pre:int=10, n_future:int|None=None, reference_bgr:bool=False, # frames in; to predict (None: 1); BGR like the reference's Caltech
-                  *, aft:int|None=None)->FrameWindows: # deprecated name of n_future
+                  pre:int=10, n_future:int=1, # frames in; frames to predict
+                  reference_bgr:bool=False)->FrameWindows: # BGR like the reference's Caltech
     "The KITTI -> Caltech dataset of `split` (the interface every dataset module exports)."
-    n_future = horizon(n_future, aft, 'aft', 1)
     if split not in SPLITS: raise UsageError(f"split must be one of {tuple(SPLITS)}, got {split!r}")
     m, folder = check_manifest(NAME, root), data_root(root)/NAME
     if f'{SPLITS[split]}.npy' not in m['files']: raise FileNotFoundError(f"{folder}: no {SPLITS[split]}.npy; prepare {NAME} with X_val.hkl to get 'val'")

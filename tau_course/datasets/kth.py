@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 from ..files import data_root, prepare_dir, check_manifest, check_sha256, sha256_file, UsageError
-from ..data import show_grid, horizon
+from ..data import show_grid
 from ..recipes import TrainConfig, benchmark_data, register_data, register_recipe
 
 # %% ../../nbs/12_kth.ipynb #b1859c40
@@ -166,9 +166,7 @@ def resize_frames(frames, size:int=128)->torch.Tensor: # uint8 (T, H, W); output
 class KTH(Dataset):
     "KTH windows from the prepared cache: x (pre, 1, S, S), y (n_future, 1, S, S) float32 in [0, 1]."
     def __init__(self, root=None, split:str='train', # data folder; 'train' (persons 1-16) or 'test' (17-25)
-                 pre:int=10, n_future:int|None=None, image_size:int=128, # frames in; frames to predict (None: 20; or 40); side
-                 *, aft:int|None=None): # deprecated name of n_future
-        n_future = horizon(n_future, aft, 'aft', 20)
+                 pre:int=10, n_future:int=20, image_size:int=128): # frames in; frames to predict (20 or 40); side
         if split not in PERSONS: raise UsageError(f"split must be 'train' or 'test', got {split!r}")
         if min(pre, n_future, image_size) < 1: raise UsageError(f"pre, n_future and image_size must be >= 1, got {pre}, {n_future}, {image_size}")
         self.manifest, self.folder = check_manifest(NAME, root), data_root(root)/NAME
@@ -176,7 +174,6 @@ class KTH(Dataset):
         clips = json.loads((self.folder/'clips.json').read_text())
         self.starts = np.array([c['start'] + s for c in clips if c['person'] in PERSONS[split]
                                 for s in kth_windows(c['length'], pre + n_future, c['action'])], dtype=np.int64)
-    aft = property(lambda self: self.n_future, doc='The deprecated name of `n_future`, read-only (kept for one release).')
     @property
     def frames(self):
         if self._frames is None: self._frames = np.load(self.folder/'frames.npy', mmap_mode='r')

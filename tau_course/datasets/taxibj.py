@@ -12,23 +12,21 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from .. import files  # files.prepare_dir, files.check_manifest: this module's own names for them are shims
-from ..files import data_root, sha256_file, atomic_path, moved_names, UsageError
+from .. import files  # files.prepare_dir, files.check_manifest
+from ..files import data_root, sha256_file, atomic_path, UsageError
 from ..data import show_grid
 from ..recipes import TrainConfig, benchmark_data, register_data, register_recipe
 
 # %% ../../nbs/11_taxibj.ipynb #2aa7453e
 def to_unit(flow): # flows in [-1, 1] as stored in dataset.npz (numpy, any float dtype)
     "Map TaxiBJ flows to the [0, 1] scale the benchmark trains and scores on: (x + 1) / 2, then float32."
-    return torch.from_numpy(((np.asarray(flow) + 1) / 2).astype(np.float32))  # the reference's arithmetic, in the file's dtype
+    return torch.from_numpy(
+        ((np.asarray(flow) + 1) / 2).astype(np.float32)
+    )  # the reference's arithmetic, in the file's dtype
 
 def to_flow(u): # tensor or array on the [0, 1] scale
     "Back to the file's [-1, 1] scale: 2u - 1."
     return 2 * u - 1
-
-# %% ../../nbs/11_taxibj.ipynb #66b54ca8
-__getattr__ = moved_names(__name__, {'MANIFEST': 'tau_course.files', 'write_manifest': 'tau_course.files',
-                                     'prepare_dir': 'tau_course.files', 'check_manifest': 'tau_course.files'})
 
 # %% ../../nbs/11_taxibj.ipynb #6ce29a75
 NAME = 'taxibj'
@@ -45,12 +43,19 @@ def make_fixture(dst, n_train:int=24, n_test:int=8, seed:int=0)->Path: # folder 
     for cy, cx, a in zip(*rng.uniform(6, 26, (2, 3)), rng.uniform(0.3, 1, 3)):
         day = 0.6 + 0.4 * np.sin(2 * np.pi * t / 48)  # 48 half-hours a day
         crowd = a * day * np.exp(-((yy - cy - 2*np.sin(t/5))**2 + (xx - cx - 2*np.cos(t/5))**2) / 18)
-        flows[:, 0] += crowd; flows[:, 1] += 0.8 * crowd  # inflow, outflow
+        flows[:, 0] += crowd
+        flows[:, 1] += 0.8 * crowd  # inflow, outflow
     flows = 2 * (flows - flows.min()) / np.ptp(flows) - 1  # min-max to [-1, 1], as in the benchmark's file
     win = flows[np.arange(n)[:, None] + np.arange(8)]     # (n, 8, 2, 32, 32): sliding windows of 8 steps
     path = Path(dst)/'dataset.npz'
     with atomic_path(path) as tmp:  # a .npz temporary: np.savez keeps the name
-        np.savez(tmp, X_train=win[:n_train, :4], Y_train=win[:n_train, 4:], X_test=win[n_train:, :4], Y_test=win[n_train:, 4:])
+        np.savez(
+            tmp,
+            X_train=win[:n_train, :4],
+            Y_train=win[:n_train, 4:],
+            X_test=win[n_train:, :4],
+            Y_test=win[n_train:, 4:],
+        )
     return path
 
 # %% ../../nbs/11_taxibj.ipynb #a5bf769f
@@ -62,7 +67,8 @@ def read_taxibj(path)->dict: # a dataset.npz
         with np.load(path, allow_pickle=False) as z:
             missing = [k for k in KEYS if k not in z.files]
             arrays = {} if missing else {k: z[k] for k in KEYS}
-    except Exception as e: raise UsageError(f"{path}: not a readable .npz file (truncated or corrupt? {type(e).__name__}: {e})") from e
+    except Exception as e:
+        raise UsageError(f"{path}: not a readable .npz file (truncated or corrupt? {type(e).__name__}: {e})") from e
     if missing: raise UsageError(f"{path}: expected arrays {list(KEYS)}, missing {missing}")
     for k, a in arrays.items():
         if a.ndim != 5 or a.shape[1:] != SHAPE: raise UsageError(f"{path}: {k}: expected shape (N, 4, 2, 32, 32), got {a.shape}")
@@ -76,7 +82,8 @@ def read_taxibj(path)->dict: # a dataset.npz
 # %% ../../nbs/11_taxibj.ipynb #c217d2a3
 def _find_npz(src:Path, tmp:Path)->Path:
     "The dataset.npz inside `src`: the file itself, a folder holding it, or a zip holding it (extracted into `tmp`)."
-    if not src.exists(): raise FileNotFoundError(f"{src}: not found; expected taxibj_dataset.zip, dataset.npz or a folder holding it")
+    if not src.exists():
+        raise FileNotFoundError(f"{src}: not found; expected taxibj_dataset.zip, dataset.npz or a folder holding it")
     if src.is_dir():
         found = sorted(src.rglob('dataset.npz'))
         if not found: raise FileNotFoundError(f"{src}: no dataset.npz in this folder or below")
@@ -87,7 +94,8 @@ def _find_npz(src:Path, tmp:Path)->Path:
             names = [n for n in z.namelist() if n.endswith('dataset.npz')]
             if not names: raise FileNotFoundError(f"{src}: the zip holds no dataset.npz")
             return Path(z.extract(names[0], tmp))
-    except zipfile.BadZipFile as e: raise UsageError(f"{src}: not a readable zip file (truncated or corrupt? {e})") from e
+    except zipfile.BadZipFile as e:
+        raise UsageError(f"{src}: not a readable zip file (truncated or corrupt? {e})") from e
 
 # %% ../../nbs/11_taxibj.ipynb #4722f6bd
 def prepare(src, root=None)->Path: # taxibj_dataset.zip, dataset.npz or a folder holding it; data folder
@@ -105,11 +113,14 @@ def prepare(src, root=None)->Path: # taxibj_dataset.zip, dataset.npz or a folder
 class TaxiBJ(Dataset):
     "TaxiBJ 4->4 windows from the prepared cache: x, y float32 (4, 2, 32, 32) in [0, 1] = (flow + 1) / 2."
     pre, n_future = 4, 4  # frames in, frames to predict: fixed by the benchmark's files
-    def __init__(self, root=None, split:str='train'): # data folder; 'train' or 'test' (the reference also validates on 'test')
+    def __init__(
+        self, root=None, split: str = 'train'
+    ):  # data folder; 'train' or 'test' (the reference also validates on 'test')
         if split not in ('train', 'test'): raise UsageError(f"split must be 'train' or 'test', got {split!r}")
         self.manifest, self.folder, self.split = files.check_manifest(NAME, root), data_root(root)/NAME, split
         self._x = self._y = None
         if len(self.X) != len(self.Y): raise UsageError(f"{self.folder}: X_{split} and Y_{split} differ in length")
+
     @property
     def X(self):
         if self._x is None: self._x = np.load(self.folder/f'X_{self.split}.npy', mmap_mode='r')
@@ -132,4 +143,6 @@ def make_datasets(root=None, split:str='train', **kw)->TaxiBJ: # data folder; 't
 MODEL = 'taxibj'  # name in tau_course.model.CONFIGS
 RECIPE = register_recipe(NAME, TrainConfig(NAME, MODEL, epochs=50, batch_size=16, lr=5e-4, sched='cosine',
                                              warmup_epochs=5, warmup_lr=1e-5, min_lr=1e-6, alpha=0.1))  # REFERENCE.md §5
-register_data(NAME, benchmark_data(make_datasets))  # validation held out from train; valid='test' for OpenSTL's protocol
+register_data(
+    NAME, benchmark_data(make_datasets)
+)  # validation held out from train; valid='test' for OpenSTL's protocol
