@@ -27,11 +27,17 @@ from .runner import RunRecord, cpu_info, machine, write_result
 # %% ../nbs/24_performance.ipynb #0c3275b4
 def _seconds(fn, dev:torch.device)->float:
     "Seconds of one `fn()`: the wall clock on the CPU; on CUDA, CUDA events around it on an idle device."
-    if dev.type != 'cuda': t0 = time.perf_counter(); fn(); return time.perf_counter() - t0
+    if dev.type != 'cuda':
+        t0 = time.perf_counter()
+        fn()
+        return time.perf_counter() - t0
     with torch.cuda.device(dev):
         torch.cuda.synchronize()  # nothing earlier still running: the start event marks the moment fn begins
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record(); fn(); end.record(); end.synchronize()  # wait for fn's kernels, not just their launch
+        start.record()
+        fn()
+        end.record()
+        end.synchronize()  # wait for fn's kernels, not just their launch
     return start.elapsed_time(end) / 1e3  # ms -> s
 
 def median_seconds(fn, # called with no arguments
@@ -40,7 +46,8 @@ def median_seconds(fn, # called with no arguments
                    device=None, # where fn's work runs (CUDA: timed with events); default CUDA if present, else CPU
                   )->float:
     "Median seconds of `fn()` over `steps` calls, after `warmup` untimed calls, synchronised on CUDA."
-    if steps < 1 or warmup < 0: raise UsageError(f"expected steps >= 1 and warmup >= 0, got steps={steps}, warmup={warmup}")
+    if steps < 1 or warmup < 0:
+        raise UsageError(f"expected steps >= 1 and warmup >= 0, got steps={steps}, warmup={warmup}")
     dev = resolve_device(device)
     for _ in range(warmup): fn()
     return float(np.median([_seconds(fn, dev) for _ in range(steps)]))
@@ -50,7 +57,8 @@ def gemm_gflops(n:int|None=None, # matrix side; default 2048 on the CPU, 8192 on
                 steps:int=5, dtype=torch.float32, # the operands' type: float32 (no TF32), bfloat16, ...
                 device=None)->float: # default CUDA if present, else CPU
     "The matrix-multiply rate of `device` in GFLOP/s in `dtype` (2n³ FLOPs per n×n product), with the current torch threads."
-    dev = resolve_device(device); n = n or (8192 if dev.type == 'cuda' else 2048)
+    dev = resolve_device(device)
+    n = n or (8192 if dev.type == 'cuda' else 2048)
     a, b = (torch.randn(n, n, device=dev).to(dtype) for _ in range(2))
     with backend_flags(dev):  # TF32 off (and restored after): an fp32 product is fp32
         return 2 * n ** 3 / median_seconds(lambda: a @ b, steps, 1, dev) / 1e9
@@ -59,8 +67,10 @@ def gemm_gflops(n:int|None=None, # matrix side; default 2048 on the CPU, 8192 on
 def copy_gbs(mib:int|None=None, # buffer size; default 256 MiB on the CPU, 2048 MiB on CUDA (far beyond the caches)
              steps:int=5, device=None)->float:
     "Memory bandwidth of `device` in GB/s: one buffer copied into another, bytes read plus bytes written."
-    dev = resolve_device(device); n = (mib or (2048 if dev.type == 'cuda' else 256)) * 2**20 // 4
-    src = torch.rand(n, device=dev); dst = torch.empty_like(src)
+    dev = resolve_device(device)
+    n = (mib or (2048 if dev.type == 'cuda' else 256)) * 2**20 // 4
+    src = torch.rand(n, device=dev)
+    dst = torch.empty_like(src)
     return 2 * src.nbytes / median_seconds(lambda: dst.copy_(src), steps, 1, dev) / 1e9
 
 def ceiling(device=None)->dict:
@@ -128,7 +138,9 @@ def train_step(model, x, y, loss_fn, opt, ctx=nullcontext):
     "A closure running one training step: forward under `ctx()`, loss, backward, optimiser step."
     def step():
         with ctx(): loss = loss_fn(model(x), y)
-        opt.zero_grad(); loss.backward(); opt.step()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
     return step
 
 # %% ../nbs/24_performance.ipynb #e64ab34c
@@ -154,10 +166,12 @@ def bench_mode(model, # moved to `device`; run in eval mode for the fp32 output 
                x_infer=None)->dict: # the inference batch (default `x`)
     "Training-step and inference throughput of `model` run in `mode`, its output's distance from fp32, and peak CUDA memory."
     parts, dev = mode_parts(mode), resolve_device(device)
-    model, x, y = model.to(dev), x.to(dev), y.to(dev); xi = x if x_infer is None else x_infer.to(dev)
+    model, x, y = model.to(dev), x.to(dev), y.to(dev)
+    xi = x if x_infer is None else x_infer.to(dev)
     with backend_flags(dev):  # as a training run: TF32 off (so the reference output is fp32), cuDNN autotuning on
         ref = _eval_output(model, xi)
-        fm, ctx = prepare(copy.deepcopy(model), mode, dev); out = []
+        fm, ctx = prepare(copy.deepcopy(model), mode, dev)
+        out = []
         first = _seconds(lambda: out.append(_eval_output(fm, xi, ctx)), dev)  # pays for compilation where there is one
         t_inf, mem_inf = _timed_peak(lambda: _eval_output(fm, xi, ctx), steps, warmup, dev)
         step = train_step(fm, x, y, loss_fn, torch.optim.Adam(fm.parameters(), lr), ctx)
@@ -173,7 +187,8 @@ def _fetcher(ds, batch_size:int|None, device):
     "A function of a list of indices that fetches them from `ds` by the path asked for."
     if batch_size is None: return lambda idx: [ds[i] for i in idx]
     name = '__getitems__' if device is None else 'sequences'
-    if not callable(getattr(ds, name, None)): raise UsageError(f"{type(ds).__name__} has no {name}(indices): it cannot be fetched that way")
+    if not callable(getattr(ds, name, None)):
+        raise UsageError(f"{type(ds).__name__} has no {name}(indices): it cannot be fetched that way")
     return ds.__getitems__ if device is None else lambda idx: ds.sequences(idx, device=device)
 
 def data_seq_s(ds, # a dataset
@@ -183,7 +198,8 @@ def data_seq_s(ds, # a dataset
               )->float:
     "Sequences per second `ds` delivers in this process (no DataLoader workers), item by item or in batches."
     if len(ds) < 2: raise UsageError(f"expected a dataset of at least 2 items, got {len(ds)}")
-    if batch_size is not None and batch_size < 1: raise UsageError(f"expected batch_size >= 1 (None: item by item), got {batch_size}")
+    if batch_size is not None and batch_size < 1:
+        raise UsageError(f"expected batch_size >= 1 (None: item by item), got {batch_size}")
     if device is not None and batch_size is None: raise UsageError("device renders batches on it: pass batch_size too")
     n, b, fetch = min(n, len(ds) - 1), batch_size or 1, _fetcher(ds, batch_size, device)
     fetch([0])  # warm-up: first-touch allocations, a device's kernels
@@ -191,7 +207,8 @@ def data_seq_s(ds, # a dataset
     return n / _seconds(lambda: [fetch(idx) for idx in batches], resolve_device(device or 'cpu'))
 
 # %% ../nbs/24_performance.ipynb #a29a4e32
-def data_rates(ds, n:int=1000, batch_size:int=16, device=None)->dict: # dataset; sequences per path; batch; default CUDA if present
+def data_rates(ds, n:int=1000, # the dataset; sequences per path
+               batch_size:int=16, device=None)->dict: # the batch; the device (default: CUDA if present)
     "Sequences per second of `ds` item by item, in batches on the CPU, and rendered on `device`, where `ds` has the path."
     dev, has = resolve_device(device), lambda name: callable(getattr(ds, name, None))
     return dict(data_seq_s=data_seq_s(ds, n), data_batch_size=batch_size, data_device=str(dev),
@@ -217,7 +234,8 @@ def loader_rates(ds, # a map-style dataset with `__getitems__`, e.g. `MovingMNIS
     "Sequences/s of one-process DataLoaders over `ds`: item by item (default collate) and batched (`collate_batches`)."
     n_batches = -(-min_seqs // batch_size) if batch_size >= 1 else 0
     if n_batches < 1 or len(ds) < n_batches * batch_size:
-        raise UsageError(f"expected batch_size >= 1 and {n_batches} batches of it within the {len(ds)} items, got {batch_size}")
+        raise UsageError(f"expected batch_size >= 1 and {n_batches} batches of it within the {len(ds)} items, "
+                         f"got {batch_size}")
     sampler = lambda: EpochBatchSampler(len(ds), batch_size, shuffle=True)
     loaders = {'item': DataLoader(_ItemsOnly(ds), batch_sampler=sampler(), num_workers=0),
                'batched': DataLoader(ds, batch_sampler=sampler(), num_workers=0, collate_fn=collate_batches)}
@@ -229,7 +247,7 @@ def loader_rates(ds, # a map-style dataset with `__getitems__`, e.g. `MovingMNIS
                 batched_seq_s=runs['batched'], speedup=max(runs['batched']) / max(runs['item']))
 
 # %% ../nbs/24_performance.ipynb #ace93282
-LOADER_RULE = {8: 2.0, 256: 5.0}  # batch size -> least batched/item speed-up; every other batch size up to 4,096: 1.0
+LOADER_RULE = {8: 2.0, 256: 5.0}  # batch size -> least batched/item speed-up; any other size up to 4,096: 1.0
 
 def _data_conditions()->dict:
     "What decides a data loader's rates besides the code: SIMD flags, huge pages, load, numpy."
@@ -239,11 +257,12 @@ def _data_conditions()->dict:
     return dict(cpu_simd_flags=simd, transparent_hugepage=thp, numpy=np.__version__, loadavg=list(os.getloadavg()))
 
 def data_loader_bench(batch_sizes:tuple=(8, 256, 1024, 4096), repeats:int=3, # batch sizes; timed passes per loader
-                      root=None, path=None, name:str='perf_data_loader')->dict: # data folder; record path (None: no record)
-    "`loader_rates` of the benchmark's Moving MNIST (64x64, 2 digits, 10 -> 10) per batch size, checked against the rule."
+                      root=None, # the data folder holding mnist/
+                      path=None, name:str='perf_data_loader')->dict: # the record's path (None: no record); its name
+    "`loader_rates` of the benchmark's Moving MNIST (64x64, 2 digits, 10 -> 10) per batch size, against the rule."
     t0, before, ds = time.time(), _data_conditions(), MovingMNIST(root, length=10_000)
     rows = [loader_rates(ds, b, repeats) for b in batch_sizes]
-    for r in rows: print({k: [round(x) for x in v] if isinstance(v, list) else round(v, 2) for k, v in r.items()}, flush=True)
+    for r in rows: print({k: [round(x) for x in v] if isinstance(v, list) else round(v, 2) for k, v in r.items()})
     met = all(r['speedup'] >= LOADER_RULE.get(r['batch_size'], 1.0) for r in rows if r['batch_size'] <= 4096)
     out = dict(rows=rows, rule={str(k): v for k, v in LOADER_RULE.items()}, rule_met=met, conditions=before,
                loadavg_after=list(os.getloadavg()))
@@ -262,13 +281,64 @@ def _child(q, fn, kwargs):
 def isolated(fn, # a module-level function (a spawned child imports it by name)
              **kwargs)->dict:
     "`fn(**kwargs)` (a dict) run in a fresh process; returns it with `peak_rss_mb`, the child's peak resident memory."
-    ctx = mp.get_context('spawn'); q = ctx.Queue()
-    p = ctx.Process(target=_child, args=(q, fn, kwargs)); p.start()
-    while True:  # a child that dies without reporting (e.g. `fn` defined in a notebook, so not importable) must not hang us
-        try: status, out, peak = q.get(timeout=1); break
+    ctx = mp.get_context('spawn')
+    q = ctx.Queue()
+    p = ctx.Process(target=_child, args=(q, fn, kwargs))
+    p.start()
+    # a child that dies without reporting (e.g. `fn` defined in a notebook, so not importable) must not hang us
+    while (
+        True
+    ):
+        try:
+            status, out, peak = q.get(timeout=1)
+            break
         except queue.Empty:
             if p.is_alive(): continue
             try: status, out, peak = q.get(timeout=1); break  # it may have reported just before exiting
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
+
             except queue.Empty: raise RuntimeError(f"{fn.__name__}'s child process exited with code {p.exitcode} without "
                                                    "a result; is `fn` importable by module name?") from None
     p.join()
@@ -279,7 +349,10 @@ def isolated(fn, # a module-level function (a spawned child imports it by name)
 def recipe_batch(name:str, # a recipe name (tau_course.recipes)
                  batch_size:int, seed:int=0, device=None)->tuple: # default CUDA if present, else CPU
     "(config, model, x, y, loss_fn) of `RECIPES[name]`: its model built under `seed` and a random batch of its shape, on `device`."
-    cfg = get_recipe(name); shape = in_shape_of(cfg); torch.manual_seed(seed); dev = resolve_device(device)
+    cfg = get_recipe(name)
+    shape = in_shape_of(cfg)
+    torch.manual_seed(seed)
+    dev = resolve_device(device)
     model = build_model(cfg).to(dev)  # built on the CPU under the seed: the same weights on every device
     x, y = torch.rand(batch_size, *shape), torch.rand(batch_size, *shape)
     return cfg, model, x.to(dev), y.to(dev), partial(tau_loss, alpha=cfg.alpha)
@@ -300,7 +373,8 @@ def fault_probe(retain:bool, # call retain_freed_memory first
     applied = retain_freed_memory() if retain else False
     cfg, model, x, y, loss_fn = recipe_batch('mmnist_cpu_tiny', batch_size, device='cpu')
     step = train_step(model, x, y, loss_fn, torch.optim.Adam(model.parameters(), cfg.lr))
-    step(); step()
+    step()
+    step()
     f0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     for _ in range(steps): step()
     return dict(retain=applied, faults_per_step=(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - f0) / steps)
@@ -314,8 +388,13 @@ def bench_recipe(name:str, # a recipe name (tau_course.recipes)
     "Cost of `RECIPES[name]`'s model on a random batch of its shape, run in `mode` (see bench_mode), with its FLOP rates."
     applied = retain_freed_memory() if retain else False  # before anything is allocated
     cfg, model, x, y, loss_fn = recipe_batch(name, batch_size, seed, device)
-    xi = None if infer_batch_size is None else torch.rand(infer_batch_size, *x.shape[1:], generator=torch.Generator().manual_seed(seed + 1))
-    with torch.device('meta'): macs = gflops(build_model(cfg), torch.empty(1, *x.shape[1:]))  # G multiply-adds per sequence
+    xi = (
+        None
+        if infer_batch_size is None
+        else torch.rand(infer_batch_size, *x.shape[1:], generator=torch.Generator().manual_seed(seed + 1))
+    )
+    with torch.device('meta'):
+        macs = gflops(build_model(cfg), torch.empty(1, *x.shape[1:]))  # G multiply-adds per sequence
     r = bench_mode(model, x, y, mode, loss_fn, steps, warmup, cfg.lr, device, xi)
     # forward FLOPs = 2 x multiply-adds; a training step ~ 3x the forward
     return dict(recipe=name, params=sum(p.numel() for p in model.parameters()), gflops=macs, retain=applied, **r,
@@ -328,11 +407,15 @@ def speedups(rows:list, # bench_recipe rows, each with a 'round' (the CLI's --ro
             )->list:
     "Per (recipe, batch size, mode, retain): median times over rounds, and the median of per-round speed-ups over `ref`."
     by = {}
-    for r in rows: by.setdefault((r['recipe'], r['batch_size'], r['mode'], r.get('retain', False)), {})[r.get('round', 0)] = r
+    for r in rows:
+        by.setdefault((r['recipe'], r['batch_size'], r['mode'], r.get('retain', False)), {})[r.get('round', 0)] = r
     out = []
     for k, runs in by.items():
         base = by.get((*k[:2], *ref), {})
-        if set(base) != set(runs): raise UsageError(f"expected a reference row {ref} for {k[:2]} in every round of {sorted(runs)}, got {sorted(base)}")
+        if set(base) != set(runs):
+            raise UsageError(
+                f"expected a reference row {ref} for {k[:2]} in every round of {sorted(runs)}, got {sorted(base)}"
+            )
         med = lambda f: float(np.median([runs[i][f] for i in runs]))
         ratio = lambda f: float(np.median([base[i][f] / runs[i][f] for i in runs]))
         peak = lambda f: max((r[f] for r in runs.values() if r.get(f) is not None), default=None)
@@ -342,7 +425,9 @@ def speedups(rows:list, # bench_recipe rows, each with a 'round' (the CLI's --ro
     return out
 
 # %% ../nbs/24_performance.ipynb #185b0abf
-def _kind(m:dict)->tuple: return (m.get('device', 'cpu').split(':')[0], m.get('cpu'), tuple(sorted(m.get('cpu_flags', ()))))
+def _kind(m: dict) -> tuple:
+    return (m.get('device', 'cpu').split(':')[0], m.get('cpu'), tuple(sorted(m.get('cpu_flags', ()))))
+
 
 def amp_quality(paths:list, # training records (results/*.json): per seed one fp32 run and one bf16 or fp16 run
                 machine:dict|None=None, # the benchmark's machine record: the runs must be of its kind
@@ -356,10 +441,12 @@ def amp_quality(paths:list, # training records (results/*.json): per seed one fp
     pairs = []
     for seed, runs in sorted(by_seed.items()):
         low = sorted(set(runs) - {'fp32'})
-        if 'fp32' not in runs or len(low) != 1: raise UsageError(f"seed {seed}: expected one fp32 run and one bf16 or fp16 run, got {sorted(runs)}")
+        if 'fp32' not in runs or len(low) != 1:
+            raise UsageError(f"seed {seed}: expected one fp32 run and one bf16 or fp16 run, got {sorted(runs)}")
         (na, a), (nb, b) = runs['fp32'], runs[low[0]]
         steps = {r['history'][-1]['step'] for r in (a, b)}
-        if len(steps) != 1: raise UsageError(f"seed {seed}: {na} and {nb} ran different numbers of steps {sorted(steps)}")
+        if len(steps) != 1:
+            raise UsageError(f"seed {seed}: {na} and {nb} ran different numbers of steps {sorted(steps)}")
         pairs.append(dict(seed=seed, precision=low[0], steps=steps.pop(), fp32_mse=a['metrics']['mse'], mse=b['metrics']['mse'],
                           rel_diff=b['metrics']['mse'] / a['metrics']['mse'] - 1, records=[na, nb]))
     worst = max(p['rel_diff'] for p in pairs)
@@ -371,8 +458,10 @@ def _check_grid(recipes, modes, batch_sizes, retain, rounds, steps, warmup, isol
         try: get_recipe(r)
         except UsageError: raise UsageError(f"unknown recipe {r!r}; expected some of {sorted(RECIPES)}") from None
     for m in modes: mode_parts(m)
-    if min(*batch_sizes, steps, rounds) < 1 or warmup < 0: raise UsageError("--batch-size, --steps and --rounds must be >= 1, --warmup >= 0")
-    if infer_batch_size is not None and infer_batch_size < 1: raise UsageError(f"infer_batch_size must be >= 1, got {infer_batch_size}")
+    if min(*batch_sizes, steps, rounds) < 1 or warmup < 0:
+        raise UsageError("--batch-size, --steps and --rounds must be >= 1, --warmup >= 0")
+    if infer_batch_size is not None and infer_batch_size < 1:
+        raise UsageError(f"infer_batch_size must be >= 1, got {infer_batch_size}")
     if 'on' in retain and not isolate: raise UsageError("--retain on changes the whole process: it needs --isolate")
 
 def _machine(dev)->dict:
@@ -397,7 +486,8 @@ def run_grid(recipes:list, modes:list=('eager',), batch_sizes:list=(16,), retain
             print({k: round(v, 4) if isinstance(v, float) else v for k, v in rows[-1].items()}, flush=True)
     metrics = {row['recipe']: row for row in rows if row['mode'] == modes[0] and row['batch_size'] == batch_sizes[0]}
     if path is None: return rows  # rows only: no record, so no ceilings to measure for it
-    c = ceiling(dev); extra = dict(rows=rows, gemm_gflops=c['gemm_fp32_gflops'], ceiling=c)
+    c = ceiling(dev)
+    extra = dict(rows=rows, gemm_gflops=c['gemm_fp32_gflops'], ceiling=c)
     ref = next((m for m in ('reference', 'eager', 'fp32') if m in modes), None)  # records of modes only: no speed-ups
     if ref and 'off' in retain: extra['speedups'] = speedups(rows, (ref, False))
     if data: extra.update(data_rates(MovingMNIST(length=1001), n=1000, device=dev))  # 64x64, 20 frames, one process

@@ -35,9 +35,10 @@ def recipe_from_args(a):
                                  ema=a.ema, sched=a.sched).items() if v is not None}
     if a.minutes is not None and a.epochs is not None:
         raise UsageError("--minutes and --epochs both size the run; pass one (--minutes picks the step count itself)")
+    # 'auto': bf16 where this device has it (09b)
     over['amp'] = runner.resolve_amp(
         a.amp, runner.resolve_device(a.device)
-    )  # 'auto': bf16 where this device has it (09b)
+    )
     try: cfg = get_recipe(a.config, **over)
     except UsageError as e: raise UsageError(str(e).replace('unknown recipe', 'unknown config')) from None
     data = {k: v for k, v in dict(length=a.length, val_length=a.val_length, root=a.data_root, num_digits=a.digits,

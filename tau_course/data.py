@@ -28,10 +28,13 @@ def parse_idx(buf:bytes, # the whole (decompressed) file
              )->np.ndarray: # read-only array viewing `buf`
     "Parse idx bytes: magic (0, 0, dtype, ndim), ndim big-endian uint32 sizes, then the data."
     if len(buf) < 4 or buf[0] or buf[1] or buf[2] not in _IDX_DTYPES:
-        raise UsageError(f"{name}: not an idx file; expected magic 00 00 <type in {[hex(k) for k in _IDX_DTYPES]}> <ndim>, got {buf[:4].hex(' ')!r}")
+        raise UsageError(
+            f"{name}: not an idx file; expected magic 00 00 <type in {[hex(k) for k in _IDX_DTYPES]}> <ndim>, got {buf[:4].hex(' ')!r}"
+        )
     dtype, nd = np.dtype(_IDX_DTYPES[buf[2]]), buf[3]
     start = 4 + 4*nd
-    if len(buf) < start: raise UsageError(f"{name}: truncated header; expected {start} bytes for {nd} sizes, got {len(buf)}")
+    if len(buf) < start:
+        raise UsageError(f"{name}: truncated header; expected {start} bytes for {nd} sizes, got {len(buf)}")
     shape = tuple(int.from_bytes(buf[4+4*k : 8+4*k], 'big') for k in range(nd))
     need = start + math.prod(shape)*dtype.itemsize
     if len(buf) != need:
@@ -78,10 +81,16 @@ def _find_mnist(name:str, root=None)->Path:
 def _load_verified(name:str, root=None)->np.ndarray:
     "Parse MNIST file `name` after checking its raw sha256; cached per path."
     path = _find_mnist(name, root)
-    st = path.stat(); stamp, key = (st.st_size, st.st_mtime_ns), str(path.resolve())
+    st = path.stat()
+    stamp, key = (st.st_size, st.st_mtime_ns), str(path.resolve())
     if key not in _MNIST_CACHE or _MNIST_CACHE[key][0] != stamp:
         buf = _read_bytes(path)
-        check_sha256(buf, MNIST_SHA256[name], str(path), fix='delete it and run download_mnist(), or copy the original file in by hand')
+        check_sha256(
+            buf,
+            MNIST_SHA256[name],
+            str(path),
+            fix='delete it and run download_mnist(), or copy the original file in by hand',
+        )
         _MNIST_CACHE[key] = (stamp, parse_idx(buf, str(path)))
     return _MNIST_CACHE[key][1]
 
@@ -93,7 +102,9 @@ def load_mnist(split:str='train', # 'train' (60,000 digits) or 'test' (10,000)
     if split not in MNIST_FILES: raise UsageError(f"split must be one of {tuple(MNIST_FILES)}, got {split!r}")
     images, labels = (_load_verified(n, root) for n in MNIST_FILES[split])
     if images.shape[1:] != (28, 28) or labels.shape != images.shape[:1]:
-        raise UsageError(f"MNIST {split}: expected images (N,28,28) and labels (N,), got {images.shape} and {labels.shape}")
+        raise UsageError(
+            f"MNIST {split}: expected images (N,28,28) and labels (N,), got {images.shape} and {labels.shape}"
+        )
     return images, labels
 
 # %% ../nbs/01_data.ipynb #b5d556a8
@@ -120,7 +131,9 @@ def show_grid(rows:dict, # name -> frames (T,1,H,W) or (T,H,W); one row each
         strip = np.full((H, ncol*(W + gap) - gap), np.nan, np.float32)   # one image per row: fast to draw
         for t, f in enumerate(frames): strip[:, t*(W + gap) : t*(W + gap) + W] = f
         ax.imshow(strip, cmap=plt.get_cmap(cmap).with_extremes(bad='white'), vmin=0, vmax=1)
-        ax.set_xticks([]); ax.set_yticks([]); ax.set_frame_on(False)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_frame_on(False)
         ax.set_ylabel(name, rotation=0, ha='right', va='center')
     fig.subplots_adjust(left=1/(size*ncol + 1), right=0.99, top=0.98, bottom=0.02, hspace=0.06)
     plt.close(fig)
@@ -135,7 +148,8 @@ def bounce_path(y:float, x:float, # start in the unit square (before the first s
     vy, vx = math.sin(theta), math.cos(theta)
     ys, xs = np.empty(n_frames), np.empty(n_frames)
     for t in range(n_frames):
-        y += vy*step; x += vx*step           # step first: frame 0 is one step from the start
+        y += vy * step
+        x += vx * step  # step first: frame 0 is one step from the start
         if x <= 0: x, vx = 0.0, -vx           # inclusive tests, clamp, flip
         if x >= 1: x, vx = 1.0, -vx
         if y <= 0: y, vy = 0.0, -vy
@@ -159,7 +173,9 @@ def to_pixels(p, canvas:int)->np.ndarray: # positions in [0,1]; canvas = image_s
 def _check_corners(rows:np.ndarray, cols:np.ndarray, h:int, w:int, image_size:int):
     "Raise unless every h x w paste at (rows, cols) lies inside the S x S frame."
     if rows.min() < 0 or cols.min() < 0 or rows.max() + h > image_size or cols.max() + w > image_size:
-        raise UsageError(f"digit corners must lie in [0, {image_size-max(h, w)}], got rows {rows.min()}..{rows.max()}, cols {cols.min()}..{cols.max()}")
+        raise UsageError(
+            f"digit corners must lie in [0, {image_size-max(h, w)}], got rows {rows.min()}..{rows.max()}, cols {cols.min()}..{cols.max()}"
+        )
 
 def render(digits:np.ndarray, # (D,28,28) uint8 digit images
            rows:np.ndarray, cols:np.ndarray, # (D,T) top-left corners in pixels
@@ -182,19 +198,22 @@ def to_float(frames:np.ndarray, # uint8 frames
 
 U8_TO_FLOAT = to_float(np.arange(256, dtype=np.uint8))  # the float of each byte, for devices that divide differently
 
-def _paste_numpy(digits, rows, cols, S):
+def _paste_numpy(digits, rows, cols, S, out=None):
     (N, D, T), (h, w) = rows.shape, digits.shape[-2:]
-    out = np.zeros((N, T, S, S), digits.dtype); sN, sT, sR, sC = out.strides
+    if out is None: out = np.zeros((N, T, S, S), digits.dtype)
+    else: out.fill(0)  # a buffer used again: memory already mapped, no page faults
+    sN, sT, sR, sC = out.strides
     win = np.lib.stride_tricks.as_strided(out, (N, T, S-h+1, S-w+1, h, w), (sN, sT, sR, sC, sR, sC))  # all windows
     n, t = np.ogrid[:N, :T]
     win[n, t, rows[:, 0], cols[:, 0]] = digits[:, 0, None]  # the first digit lands on black: max(0, d) = d
     for k in range(1, D):  # one digit's windows lie in different frames: one indexed read-max-write per digit
-        at = (n, t, rows[:, k], cols[:, k]); win[at] = np.maximum(win[at], digits[:, k, None])
+        at = (n, t, rows[:, k], cols[:, k])
+        win[at] = np.maximum(win[at], digits[:, k, None])
     return out
 
 def _paste_torch(digits, rows, cols, S):
     (N, D, T), (h, w), dev = rows.shape, digits.shape[-2:], digits.device
-    offs = (torch.arange(h, device=dev)[:, None]*S + torch.arange(w, device=dev)).view(-1)  # a window's pixels in a frame
+    offs = (torch.arange(h, device=dev)[:, None] * S + torch.arange(w, device=dev)).view(-1)  # a window's pixels
     corner = torch.arange(N*T, device=dev).view(N, T)*S*S + torch.from_numpy(rows*S + cols).to(dev).transpose(0, 1)
     out = torch.zeros(N*T*S*S, dtype=digits.dtype, device=dev)
     for k in range(D):
@@ -205,15 +224,18 @@ def _paste_torch(digits, rows, cols, S):
 # %% ../nbs/01_data.ipynb #10b69a8e
 def render_batch(digits, # (N,D,h,w) uint8 or float32 digits: a numpy array (rendered on the CPU) or a tensor (on its device)
                  rows:np.ndarray, cols:np.ndarray, # (N,D,T) integer corners in pixels
-                 image_size:int=64): # -> (N,T,S,S) frames of `digits`' dtype: numpy, or a tensor on `digits`' device
+                 image_size:int=64, # S
+                 out:np.ndarray|None=None, # numpy digits only: a contiguous (N,T,S,S) array to render into
+                )->np.ndarray|torch.Tensor: # (N,T,S,S) frames of `digits`' dtype, numpy or on `digits`' device
     "`render` for N sequences at once: F[n,t] = the max over k of digit (n,k) pasted at (rows[n,k,t], cols[n,k,t])."
     rows, cols = np.asarray(rows), np.asarray(cols)
     if digits.ndim != 4 or rows.ndim != 3 or rows.shape != cols.shape or rows.shape[:2] != tuple(digits.shape[:2]):
         raise UsageError(f"expected digits (N,D,h,w) and rows, cols (N,D,T) with the same N and D, got "
                          f"{tuple(digits.shape)}, {rows.shape}, {cols.shape}")
     _check_corners(rows, cols, *digits.shape[-2:], image_size)
-    paste = _paste_torch if isinstance(digits, torch.Tensor) else _paste_numpy
-    return paste(digits, rows.astype(np.int64), cols.astype(np.int64), image_size)
+    rows, cols = rows.astype(np.int64), cols.astype(np.int64)
+    if isinstance(digits, torch.Tensor): return _paste_torch(digits, rows, cols, image_size)
+    return _paste_numpy(digits, rows, cols, image_size, out)
 
 # %% ../nbs/01_data.ipynb #99ba2489
 def _check_int(name:str, v, lo:int, why:str='')->int:
@@ -225,7 +247,8 @@ def _check_int(name:str, v, lo:int, why:str='')->int:
 def _index(i, n:int)->int:
     "Normalise a Python-style index into [0, n), or raise IndexError."
     i = operator.index(i)
-    if not -n <= i < n: raise IndexError(f"index {i} out of range for a dataset of length {n} (expected -{n} <= i < {n})")
+    if not -n <= i < n:
+        raise IndexError(f"index {i} out of range for a dataset of length {n} (expected -{n} <= i < {n})")
     return i % n
 
 def to_xy(frames:np.ndarray, n_in:int, n_future:int)->tuple[torch.Tensor, torch.Tensor]:
@@ -276,11 +299,13 @@ class MovingMNIST(Dataset):
         "rows, cols (D,T) of each digit's corner and the MNIST indices (D,) of sequence i."
         return tuple(a[0] for a in self.plans([i]))
     def _chunks(self, idx):
-        "(slice of `idx`, its uint8 frames (C,T,S,S)), rendered on the CPU `chunk` sequences at a time."
+        "(slice of `idx`, its uint8 frames (C,T,S,S)), rendered on the CPU `chunk` sequences at a time into one buffer."
         rows, cols, digits = self.plans(idx)
+        buf = np.empty((min(self.chunk, len(idx)), self.n_frames_total, self.image_size, self.image_size), np.uint8)
         for s in range(0, len(idx), self.chunk):
             c = slice(s, s + self.chunk)
-            yield c, render_batch(self.images[digits[c]], rows[c], cols[c], self.image_size)
+            d = self.images[digits[c]]
+            yield c, render_batch(d, rows[c], cols[c], self.image_size, out=buf[:len(d)])
     def _on_device(self, idx, device, table=None)->torch.Tensor:
         "Frames (N,T,S,S) of sequences `idx` rendered on `device`, from the digits looked up in `table` if given."
         rows, cols, digits = self.plans(idx)
@@ -352,7 +377,8 @@ class MovingMNISTTestFile(Dataset):
 
 # %% ../nbs/01_data.ipynb #b578bc0a
 STANDIN_SEED = 2023  # TAU's year; any fixed integer would do, but it must never change
-STANDIN_FINGERPRINT = '88dab699ecc4b280149530c4c5d2e3e24ec9ac18ef1f7ac682a443c61bc0710a'  # sha256 of the first 100 sequences
+# the sha256 of the first 100 sequences
+STANDIN_FINGERPRINT = '88dab699ecc4b280149530c4c5d2e3e24ec9ac18ef1f7ac682a443c61bc0710a'
 
 def fingerprint(ds, n:int=100)->str:
     "sha256 of the uint8 bytes of `ds.sequence(i)` for i in range(n), concatenated."
@@ -413,7 +439,8 @@ class EpochStages(Dataset):
         firsts = [f for f, _ in stages]
         if not stages or firsts[0] != 0 or any(b <= a for a, b in zip(firsts, firsts[1:])):
             raise UsageError(f"stages must start at epoch 0 with increasing first epochs, got first epochs {firsts}")
-        if len({len(d) for _, d in stages}) != 1: raise UsageError(f"stages must have equal lengths, got {[len(d) for _, d in stages]}")
+        if len({len(d) for _, d in stages}) != 1:
+            raise UsageError(f"stages must have equal lengths, got {[len(d) for _, d in stages]}")
         self.stages = [(_check_int('first epoch', f, 0), d) for f, d in stages]
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()  # seen by persistent workers
     def set_epoch(self, epoch:int):
@@ -441,7 +468,9 @@ def _animation(frames, fps:float=4, size:float=1.3, cmap:str='gray')->animation.
     T = T.pop()
     fig, axs = plt.subplots(1, len(panels), figsize=(size*len(panels), size + 0.25), squeeze=False)
     ims = [ax.imshow(v[0], cmap=cmap, vmin=0, vmax=1) for ax, v in zip(axs[0], panels.values())]
-    for ax, k in zip(axs[0], panels): ax.set_axis_off(); ax.set_title(k, fontsize=8)
+    for ax, k in zip(axs[0], panels):
+        ax.set_axis_off()
+        ax.set_title(k, fontsize=8)
     label = fig.text(0.01, 0.01, 't=0', fontsize=7, color='gray')
     fig.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=0.85, wspace=0.05)
     def update(t):
@@ -483,7 +512,9 @@ def download_mnist(root:str|Path|None=None, # data folder; files go to <root>/mn
             try:
                 with urllib.request.urlopen(url, timeout=timeout) as r: gz = r.read()
                 check_sha256(gzip.decompress(gz), sha, url)
-            except Exception as e: errors.append(f"{url}: {e}"); continue
+            except Exception as e:
+                errors.append(f"{url}: {e}")
+                continue
             atomic_write(folder/f'{name}.gz', gz); break
         else: raise RuntimeError(f"download_mnist: could not reach any mirror for {name}.gz (or none served the "
             f"right file). Place the files by hand: copy {', '.join(f'{n}.gz' for n in MNIST_SHA256)} (gz or raw) "

@@ -34,10 +34,11 @@ def data_root(root:str|Path|None=None, # explicit data folder; wins over everyth
     if root is not None: return Path(root).expanduser()
     if os.environ.get('TAU_COURSE_DATA'): return Path(os.environ['TAU_COURSE_DATA']).expanduser()
     here = Path.cwd().resolve()
+    # nbs/ -> the repository root (a settings.ini alone, e.g. nbs/'s own, is not enough)
     for d in (
         here,
         *here.parents,
-    ):  # nbs/ -> the repository root (a settings.ini alone, e.g. nbs/'s own, is not enough)
+    ):
         if (d / 'settings.ini').is_file() and (d / 'data').is_dir(): return d / 'data'
     return Path.home() / '.cache' / 'tau_course'
 
@@ -59,7 +60,8 @@ def check_sha256(src:bytes|str|os.PathLike, # bytes in memory, or a file to stre
     "Raise `ChecksumError` naming the file, both digests and `fix` unless the SHA-256 of `src` is `expected`."
     if isinstance(src, (bytes, bytearray, memoryview)): actual, key = hashlib.sha256(src).hexdigest(), None
     else:
-        st = os.stat(src); key = (str(Path(src).resolve()), st.st_size, st.st_mtime_ns, expected)
+        st = os.stat(src)
+        key = (str(Path(src).resolve()), st.st_size, st.st_mtime_ns, expected)
         if key in _VERIFIED: return
         actual = sha256_file(src)
     if actual != expected:
@@ -78,7 +80,7 @@ def read_sha256sums(folder)->dict|None:
     return {n.strip().lstrip('*'): d for d, n in pairs}
 
 def write_sha256sums(folder, names)->dict: # folder; the files in it to list
-    "Hash `names` in `folder` and write them to `folder/SHA256SUMS` (readable by `sha256sum -c`); returns name -> digest."
+    "Hash `names` in `folder` into `folder/SHA256SUMS` (readable by `sha256sum -c`); returns name -> digest."
     digests = {n: sha256_file(Path(folder) / n) for n in names}
     (Path(folder) / SHA256SUMS).write_text(''.join(f"{d}  {n}\n" for n, d in digests.items()))  # inside a fresh folder
     return digests
@@ -169,18 +171,25 @@ def _fsync_tree(d:Path):
 
 def atomic_dir(target, write)->Path: # the folder to (re)place; write(tmp: Path) fills the new folder
     "Build a folder with `write(tmp)` and swap it in: at every moment `target` or `target.old` is complete."
-    target = Path(target); target.parent.mkdir(parents=True, exist_ok=True)
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
     tmp, old = Path(tempfile.mkdtemp(prefix=f'.{target.name}.tmp-', dir=target.parent)), old_path(target)
-    try: write(tmp); _fsync_tree(tmp)
-    except BaseException: shutil.rmtree(tmp, ignore_errors=True); raise
+    try:
+        write(tmp)
+        _fsync_tree(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if target.exists():
         if old.exists(): shutil.rmtree(old)  # `target` is complete, so a leftover `old` is redundant
         os.rename(target, old)               # until the next rename only `old` is complete
     try: os.rename(tmp, target)
     except BaseException:
         if old.exists() and not target.exists(): os.rename(old, target)  # put the complete one back
-        shutil.rmtree(tmp, ignore_errors=True); raise
-    fsync_path(target.parent); shutil.rmtree(old, ignore_errors=True)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    fsync_path(target.parent)
+    shutil.rmtree(old, ignore_errors=True)
     return target
 
 # %% ../nbs/00a_files.ipynb #a1a61274
@@ -200,7 +209,7 @@ WEIGHTS, CONFIG = 'model.safetensors', 'config.json'  # what every model folder 
 
 @dataclass
 class ModelFolder:
-    "A model folder after its files were checked: where it is, config.json, the tensors of model.safetensors, state.json."
+    "A model folder after its files were checked: where it is, config.json, model.safetensors' tensors, state.json."
     path: Path     # the folder read (the `.old` a kill left, where that is the complete one)
     config: dict   # config.json
     tensors: dict  # name -> tensor of model.safetensors
@@ -209,14 +218,15 @@ class ModelFolder:
 def read_json_file(path, what:str='a JSON object')->dict:
     "The JSON object in `path`; a `UsageError` naming the file if it is missing, not JSON, or not an object."
     try: obj = json.loads(Path(path).read_text())
-    except (OSError, ValueError) as e: raise UsageError(f"{path} is missing or not JSON ({e}); expected {what}") from None
+    except (OSError, ValueError) as e:
+        raise UsageError(f"{path} is missing or not JSON ({e}); expected {what}") from None
     if not isinstance(obj, dict): raise UsageError(f"{path}: expected {what}, got {type(obj).__name__}")
     return obj
 
 # %% ../nbs/00a_files.ipynb #8d2e3fa1
 def read_model_folder(path, # a run's last/best folder, or a save_pretrained one
                       fix:str|None=None)->ModelFolder: # what the user should do about a damaged folder
-    "The one reader of model folders: find it (or its `.old`), check every file's SHA-256, then read config and weights."
+    "The one reader of model folders: find it (or its `.old`), check each file's SHA-256, then read config and weights."
     p = find_complete(path, lambda q: (q / WEIGHTS).is_file() and (q / CONFIG).is_file())
     if p is None:
         raise FileNotFoundError(f"no model folder at {path}: expected a folder with {WEIGHTS} and {CONFIG} "

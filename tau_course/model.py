@@ -141,9 +141,8 @@ def _named_config(name) -> TAUConfig:
 # %% ../nbs/06_model.ipynb #ff0b7cbb
 class TAU(nn.Module):
     "TAU: frame-wise encoder -> translator of TAU blocks over time-stacked channels -> frame-wise decoder."
-    def __init__(
-        self, config: TAUConfig | None = None, /, **fields
-    ):  # a TAUConfig (None: the defaults); fields replace its values
+    def __init__(self, config:TAUConfig|None=None, /, # a TAUConfig (None: the defaults)
+                 **fields): # TAUConfig fields that replace its values
         super().__init__()
         self.config = c = _as_config(config, fields)
         T, C, H, W = c.in_shape

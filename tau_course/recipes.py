@@ -57,9 +57,10 @@ class TrainConfig:
     valid: str = 'heldout'          # 'heldout': sequences no test set holds; 'test': OpenSTL's protocol (labelled)
     steps: int | None = None  # a run of exactly this many optimiser steps instead of `epochs` (time-budgeted runs)
     ema: float = 0.0                # decay of an average of the weights (EMACB), validated and saved as `best`; 0: none
+    # lr factor per parameter-name fragment (`lr_groups`), e.g. {'.da.': 0.25}
     lr_mult: dict = field(
         default_factory=dict
-    )  # lr factor per parameter-name fragment (`lr_groups`), e.g. {'.da.': 0.25}
+    )
 
 # %% ../nbs/09a_recipes.ipynb #18ea6d4e
 def _bad(name:str, v, want:str): raise UsageError(f"{name} must be {want}, got {v!r}")
@@ -90,11 +91,12 @@ def check_recipe(cfg:TrainConfig)->TrainConfig:
     return cfg
 
 # %% ../nbs/09a_recipes.ipynb #37002b30
+# name -> TrainConfig; name -> (class, default in_shape); name -> cfg -> (train, valid)
 RECIPES, MODELS, DATASETS = (
     {},
     {},
     {},
-)  # name -> TrainConfig; name -> (class, default in_shape); name -> cfg -> (train, valid)
+)
 PLUGINS = ('tau_course.datasets.taxibj', 'tau_course.datasets.kth', 'tau_course.datasets.kitticaltech',
            'tau_course.datasets.human', 'tau_course.baselines')  # chapters that register names of their own
 
@@ -223,9 +225,10 @@ CPU_TINY_DATA = dict(image_size=64, pool=2, length=640, val_length=128)  # 64x64
 register_data('mmnist', mmnist_data)
 register_recipe('mmnist', TrainConfig('mmnist', 'mmnist', epochs=200, lr=1e-3))  # REFERENCE.md §5
 # CPU scale; wall time of `train` (evaluation included) on this course's 2-core CPU machine (AMD EPYC):
+# 200 steps: 156 s
 register_recipe(
     'mmnist_cpu_tiny', TrainConfig('mmnist', 'mmnist_cpu_tiny', epochs=5, data_kw=dict(CPU_TINY_DATA))
-)  # 200 steps: 156 s
+)
 register_recipe('mmnist_cpu_64', TrainConfig('mmnist', 'mmnist_cpu_64', epochs=2,
                                              data_kw=dict(image_size=64, length=160, val_length=32)))  # 20 steps: 82 s
 register_recipe('mmnist_cpu_40min', TrainConfig('mmnist', 'mmnist_cpu_40min', epochs=4,
@@ -326,9 +329,10 @@ def train(cfg:TrainConfig|str, out_dir, # a TrainConfig or recipe name; run fold
         model, dls = _setup(cfg, device, rank, model_fn, data_fn)
         learn = _learner(cfg, model, dls, cbs := _callbacks(cfg, model, out_dir, resume, world, quiet, cbs))
         with backend_flags(device, deterministic): learn.fit(cfg.epochs, max_steps=cfg.steps, stop=stop)
+        # a finished run resumed: its last record
         resumed = next(
             cb for cb in cbs if isinstance(cb, CheckpointCB)
-        ).resumed  # a finished run resumed: its last record
+        ).resumed
         rec = dict(learn.record) or dict((resumed or {}).get('record') or {})
         return {**rec, 'stopped': learn.stopped}  # None: the run ended where its schedule does
     finally:

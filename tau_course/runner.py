@@ -333,9 +333,8 @@ def export_onnx(ckpt, onnx)->float: # checkpoint folder; .onnx file to write
     with atomic_path(out) as tmp:
         torch.onnx.export(model, (x,), str(tmp), dynamo=False, input_names=['context'], output_names=['prediction'],
                           dynamic_axes={'context': {0: 'batch'}, 'prediction': {0: 'batch'}}, opset_version=17)
-        got = ort.InferenceSession(str(tmp), providers=['CPUExecutionProvider']).run(None, {'context': x[:1].numpy()})[
-            0
-        ]
+        session = ort.InferenceSession(str(tmp), providers=['CPUExecutionProvider'])
+        got = session.run(None, {'context': x[:1].numpy()})[0]
         with torch.no_grad(): diff = float(np.abs(got - model(x[:1]).numpy()).max())
         if not diff <= 1e-4: raise RuntimeError(f"ONNX output differs from PyTorch by {diff:.3g} > 1e-4; not written")
     return diff
@@ -407,11 +406,12 @@ def run_forecast(out, ckpt, n:int=4, device=None)->dict: # folder; model folder;
     ds, label = _test_set(model.config.in_shape, 'auto', n)
     pf = evaluate(model, ds, per_frame=True)['per_frame']  # each predicted frame scored as chapter 08 scores it
     fig, xs, ys, ps = _forecast_grid(model, ds, n)
+    # above the first row
     fig.suptitle(
         f"{Path(ckpt).name} on {label}; MSE per predicted frame: " + ' '.join(f'{v:.0f}' for v in pf['mse']),
         fontsize=9,
         y=1.01,
-    )  # above the first row
+    )
     _save_fig(fig, out / 'forecast.png')
     with atomic_path(out / 'forecast.gif') as tmp:
         save_gif({'truth': torch.cat([xs[0], ys[0]]), 'TAU': torch.cat([xs[0], ps[0]])}, tmp)
@@ -430,9 +430,9 @@ def run_forecast(out, ckpt, n:int=4, device=None)->dict: # folder; model folder;
 PROVENANCE = 'PROVENANCE.json'
 
 
-def ship_model(
-    ckpt, record, dest
-) -> dict:  # a run's best/last folder; that run's record (results/<name>.json); folder to write
+def ship_model(ckpt, # a run's best/last folder
+               record, # that run's record (results/<name>.json)
+               dest)->dict: # the folder to write
     "Write the verified model of `ckpt` to `dest` with PROVENANCE.json: how it was made (from `record`) and its hashes."
     rec = json.loads(Path(record).read_text())
     if missing := [

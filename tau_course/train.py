@@ -473,9 +473,10 @@ class MetricsCB(Callback):
             elapsed=self.elapsed0 + now - self.t_fit,
         )
     def load_state_dict(self, d):
+        # the sums of all ranks live on rank 0
         self.loss_sum, self.n = (
             (d['loss_sum'], d['n']) if is_main() else (0.0, 0)
-        )  # the sums of all ranks live on rank 0
+        )
         self.t_prev, self.lr, self.elapsed0 = d['t_phase'], d['lr'], d['elapsed']
 
 # %% ../nbs/09_train.ipynb #9a5dbd66
@@ -588,9 +589,8 @@ class LogCB(Callback):
     def after_epoch(self, learn):
         if not (learn.epoch_end and learn.do_train and is_main()): return
         rec = dict(learn.record)
-        self.rows = [r for r in self.rows if r['epoch'] < rec['epoch']] + [
-            rec
-        ]  # a fresh run in old folder: epoch 0 clears
+        # a fresh run in an old folder: its epoch 0 clears the rows
+        self.rows = [r for r in self.rows if r['epoch'] < rec['epoch']] + [rec]
         self.path.mkdir(parents=True, exist_ok=True)
         atomic_write(self.path / 'log.json', json.dumps(jsonable(self.rows), indent=1))
         buf, cols = io.StringIO(), list(dict.fromkeys(k for r in self.rows for k in r))
@@ -735,6 +735,7 @@ def load_checkpoint(path, model:nn.Module|None=None, learn=None, strict:bool=Tru
     return state
 
 # %% ../nbs/09_train.ipynb #787dab7f
+# training settings a resumed run must share
 RESUME_KEYS = (
     'epochs',
     'steps',
@@ -743,12 +744,11 @@ RESUME_KEYS = (
     'sched',
     'accum',
     'ema',
-)  # training settings a resumed run must share
+)
 
 
-def check_same_run(
-    ckpt, config: dict, train_config: dict
-):  # checkpoint folder; model config and training config asked for
+def check_same_run(ckpt, # a checkpoint folder
+                   config:dict, train_config:dict): # the model config and the training config asked for
     "Raise `UsageError` listing what differs between checkpoint `ckpt` and the run asked for (config, RESUME_KEYS)."
     state, saved = read_json_file(Path(ckpt) / 'state.json'), read_json_file(Path(ckpt) / CONFIG)
     new, diffs = jsonable(config), []

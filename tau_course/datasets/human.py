@@ -45,7 +45,8 @@ def _load_rgb(path:Path)->np.ndarray:
     "Decode a JPEG fully (a truncated file raises) to uint8 (H, W, 3) RGB."
     from PIL import Image
     try:
-        im = Image.open(path); im.load()
+        im = Image.open(path)
+        im.load()
     except Exception as e: raise UsageError(f"{path}: not a readable JPEG (truncated or damaged? {e})") from e
     if im.mode != 'RGB': raise UsageError(f"{path}: expected an RGB colour frame, got mode {im.mode!r} of size {im.size}")
     return np.array(im)
@@ -57,7 +58,8 @@ def _frame_jpeg(path:Path, size:int=256)->bytes: # a Human3.6M frame; output sid
     if a.shape[:2] == (size, size): return path.read_bytes()
     t = torch.from_numpy(a).permute(2, 0, 1)[None].float()                           # (1, 3, H, W)
     t = F.interpolate(t, size=(size, size), mode='bilinear', align_corners=False)  # = cv2.resize(INTER_LINEAR)
-    b = io.BytesIO(); Image.fromarray(t[0].permute(1, 2, 0).round().clamp(0, 255).byte().numpy()).save(b, 'JPEG', quality=95)
+    b = io.BytesIO()
+    Image.fromarray(t[0].permute(1, 2, 0).round().clamp(0, 255).byte().numpy()).save(b, 'JPEG', quality=95)
     return b.getvalue()
 
 # %% ../../nbs/14_human.ipynb #f8ae260d
@@ -69,14 +71,21 @@ FIXTURE_CLIPS = ('S1_Walking.54138969', 'S5_Eating.55011271', 'S9_Walking.604572
 def make_fixture(dst, n_frames:int=61, size:int=1000)->Path: # folder to write into; frames per clip; frame side
     "Write synthetic Human3.6M-format frames and list files under `dst`; returns `dst` (the `src` for `prepare`)."
     from PIL import Image
-    dst = Path(dst); (dst/'images').mkdir(parents=True, exist_ok=True)
+    dst = Path(dst)
+    (dst / 'images').mkdir(parents=True, exist_ok=True)
     yy, xx = np.mgrid[0:size, 0:size] / size
     room = (255 * np.stack([0.85 - 0.2 * yy, 0.8 - 0.1 * xx, 0.7 + 0 * yy], -1)).astype(np.uint8)  # a light studio
     h, w = int(0.6 * size), int(0.16 * size)
-    body = ((np.arange(w) - w / 2)[None] / (w / 2))**2 + ((np.arange(h) - h / 2)[:, None] / (h / 2))**2 < 1  # an ellipse
+    # an ellipse
+    body = ((np.arange(w) - w / 2)[None] / (w / 2)) ** 2 + (
+        (np.arange(h) - h / 2)[:, None] / (h / 2)
+    ) ** 2 < 1
     for k, clip in enumerate(FIXTURE_CLIPS):
         for t in range(1, n_frames + 1):
-            img, x0 = room.copy(), int((0.05 + 0.75 * (t - 1) / max(n_frames - 1, 1)) * size)  # the "actor" walks across
+            # the "actor" walks across
+            img, x0 = room.copy(), int(
+                (0.05 + 0.75 * (t - 1) / max(n_frames - 1, 1)) * size
+            )
             img[size // 4 : size // 4 + h, x0 : x0 + w][body] = (80, 50 + 50 * k, 130)
             Image.fromarray(img).save(dst/'images'/f'{clip}_{t:06d}.jpg', quality=90)
     c = FIXTURE_CLIPS
@@ -85,36 +94,50 @@ def make_fixture(dst, n_frames:int=61, size:int=1000)->Path: # folder to write i
     return dst
 
 # %% ../../nbs/14_human.ipynb #01a7a965
-def _find_frames(src:Path, keep_every:int)->dict: # folder with the frames (any depth); keep frames 1, 1 + keep_every, ...
+def _find_frames(src:Path, # a folder with the frames (any depth)
+                 keep_every:int)->dict: # keep frames 1, 1 + keep_every, ...
     "clip -> [(frame number, path)] of the kept frames under `src`, sorted; an error if there are none or one is there twice."
-    if not src.is_dir(): raise FileNotFoundError(f"{src}: not found; expected a folder with images/S1_Directions.54138969_000001.jpg ...")
+    if not src.is_dir():
+        raise FileNotFoundError(
+            f"{src}: not found; expected a folder with images/S1_Directions.54138969_000001.jpg ..."
+        )
     clips = {}
     for p in sorted(src.rglob('*')):
         if p.is_file() and _FRAME.match(p.name):
             clip, _, n = parse_frame(p.name)
             if (n - 1) % keep_every == 0: clips.setdefault(clip, []).append((n, p))
-    if not clips: raise FileNotFoundError(f"{src}: no Human3.6M frames (e.g. images/S1_Directions.54138969_000001.jpg) found")
+    if not clips:
+        raise FileNotFoundError(f"{src}: no Human3.6M frames (e.g. images/S1_Directions.54138969_000001.jpg) found")
     for clip, frames in clips.items():
         frames.sort()
-        if dup := [str(p) for (n, p), (m, _) in zip(frames[1:], frames) if n == m]: raise UsageError(f"{src}: frame(s) found twice: {dup[:3]}")
+        if dup := [str(p) for (n, p), (m, _) in zip(frames[1:], frames) if n == m]:
+            raise UsageError(f"{src}: frame(s) found twice: {dup[:3]}")
     return clips
 
 # %% ../../nbs/14_human.ipynb #9485035b
 def prepare(src, root=None, # folder with the frames (images/*.jpg, any depth) and, optionally, train.txt / test.txt; data folder
             keep_every:int=5, size:int=256, workers:int=4)->Path: # keep frames 1, 1 + keep_every, ...; side; threads
     "Pack Human3.6M frames (resized to `size`) and the benchmark's lists into `data_root(root)/human/` atomically."
-    src = Path(src); clips = _find_frames(src, keep_every)
+    src = Path(src)
+    clips = _find_frames(src, keep_every)
     def build(tmp:Path)->dict:
         (tmp/'clips').mkdir()
         with ThreadPoolExecutor(workers) as pool:
             for clip, frames in clips.items():
                 jpgs = list(pool.map(lambda f: _frame_jpeg(f[1], size), frames))
                 (tmp/'clips'/f'{clip}.jpgs').write_bytes(b''.join(jpgs))
-                lens = np.array([len(j) for j in jpgs]); offs = np.concatenate([[0], np.cumsum(lens)[:-1]])
-                np.save(tmp/'clips'/f'{clip}.idx.npy', np.stack([[n for n, _ in frames], offs, lens], 1).astype(np.int64))
+                lens = np.array([len(j) for j in jpgs])
+                offs = np.concatenate([[0], np.cumsum(lens)[:-1]])
+                np.save(
+                    tmp / 'clips' / f'{clip}.idx.npy',
+                    np.stack([[n for n, _ in frames], offs, lens], 1).astype(np.int64),
+                )
         lists = []
         for l in ('train.txt', 'test.txt'):  # the benchmark's window lists, when the user has them
-            if found := sorted(src.rglob(l)): parse_list(found[0]); shutil.copy(found[0], tmp/l); lists.append(l)
+            if found := sorted(src.rglob(l)):
+                parse_list(found[0])
+                shutil.copy(found[0], tmp / l)
+                lists.append(l)
         return dict(source=str(src.resolve()), clips=len(clips), frames=sum(map(len, clips.values())), keep_every=keep_every,
                     size=size, lists=lists, channels='RGB')
     return prepare_dir(NAME, build, root)
@@ -135,12 +158,15 @@ def _augment(f:torch.Tensor, rng:np.random.Generator, size:int)->torch.Tensor: #
     return torch.rot90(f, k, dims=(2, 3)) if k else f
 
 # %% ../../nbs/14_human.ipynb #5522d69b
-def subject_windows(idx:dict, split:str, length:int, step:int=5, every:int=25)->list: # clip -> index; split; frames per window
+def subject_windows(idx:dict, split:str, length:int, # clip -> index; the split; frames per window
+                    step:int=5, every:int=25)->list:
     "[(clip, begin)] of the subject protocol: clips of the split's subjects, a window every `every` frames from the first."
     return [(c, b) for c, ix in idx.items() if c.split('_')[0] in SUBJECTS[split]
             for b in range(int(ix[0, 0]), int(ix[-1, 0]) - (length - 1) * step + 1, every)]
 
-def check_windows(wins:list, idx:dict, length:int, step:int, where)->list: # [(clip, begin)]; clip -> index; ...; for errors
+
+def check_windows(wins:list, idx:dict, # [(clip, begin)]; clip -> index
+                  length:int, step:int, where)->list: # frames per window, their step; named in errors
     "`wins`, after checking that the cache holds every frame they need; an error names `where` and the window."
     for c, b in wins:
         need = b + step * np.arange(length)
@@ -149,11 +175,14 @@ def check_windows(wins:list, idx:dict, length:int, step:int, where)->list: # [(c
                              f"cache ({len(idx)} clips); prepare {NAME} with these frames, and a keep_every that divides the step")
     return wins
 
+
 def read_frame(folder:Path, clip:str, ix:np.ndarray, n:int)->np.ndarray: # the cache; clip; its index; frame number
     "uint8 (H, W, 3) RGB frame n of `clip`, read from the packed cache: one seek, one JPEG decode."
     from PIL import Image
     r = ix[np.searchsorted(ix[:, 0], n)]
-    with open(folder/'clips'/f'{clip}.jpgs', 'rb') as f: f.seek(int(r[1])); b = f.read(int(r[2]))
+    with open(folder / 'clips' / f'{clip}.jpgs', 'rb') as f:
+        f.seek(int(r[1]))
+        b = f.read(int(r[2]))
     return np.asarray(Image.open(io.BytesIO(b)).convert('RGB'))
 
 # %% ../../nbs/14_human.ipynb #51d64970
@@ -164,7 +193,8 @@ def read_index(folder:Path)->dict: # a prepared cache
 def protocol_windows(folder:Path, idx:dict, split:str, protocol:str, length:int, step:int)->tuple[str, list]:
     "(protocol, checked windows) of `split`: the benchmark's list for 'lists' (and for 'auto' when the cache has it), else 'subjects'."
     lst = folder/f'{split}.txt'
-    if protocol == 'lists' and not lst.is_file(): raise FileNotFoundError(f"{lst}: not found; prepare {NAME} with the benchmark's lists")
+    if protocol == 'lists' and not lst.is_file():
+        raise FileNotFoundError(f"{lst}: not found; prepare {NAME} with the benchmark's lists")
     protocol = ('lists' if lst.is_file() else 'subjects') if protocol == 'auto' else protocol
     wins = parse_list(lst) if protocol == 'lists' else subject_windows(idx, split, length, step)
     return protocol, check_windows(wins, idx, length, step, lst if protocol == 'lists' else folder)
@@ -177,21 +207,31 @@ class Human36M(Dataset):
                  step:int=5, image_size:int=256, protocol:str='auto', # frame step; side; 'lists', 'subjects' or 'auto'
                  augment:bool|None=None, seed:int=0): # augmentation (default: for 'train'); its seed
         if split not in SUBJECTS: raise UsageError(f"split must be 'train' or 'test', got {split!r}")
-        if protocol not in ('auto', 'lists', 'subjects'): raise UsageError(f"protocol must be 'auto', 'lists' or 'subjects', got {protocol!r}")
+        if protocol not in ('auto', 'lists', 'subjects'):
+            raise UsageError(f"protocol must be 'auto', 'lists' or 'subjects', got {protocol!r}")
         self.manifest, self.folder = check_manifest(NAME, root), data_root(root)/NAME
-        self.split, self.pre, self.n_future, self.step, self.size, self.seed = split, pre, n_future, step, image_size, seed
+        self.split, self.pre, self.n_future, self.step = split, pre, n_future, step
+        self.size, self.seed = image_size, seed
         self.augment = split == 'train' if augment is None else augment
         self.idx = read_index(self.folder)
-        self.protocol, self.windows = protocol_windows(self.folder, self.idx, split, protocol, pre + self.n_future, step)
+        self.protocol, self.windows = protocol_windows(
+            self.folder, self.idx, split, protocol, pre + self.n_future, step
+        )
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()  # seen by persistent workers
     def set_epoch(self, epoch:int): self._epoch.fill_(int(epoch))
     def __len__(self): return len(self.windows)
     def __getitem__(self, i):
         clip, begin = self.windows[i]
-        f = np.stack([read_frame(self.folder, clip, self.idx[clip], begin + k * self.step) for k in range(self.pre + self.n_future)])
+        f = np.stack(
+            [
+                read_frame(self.folder, clip, self.idx[clip], begin + k * self.step)
+                for k in range(self.pre + self.n_future)
+            ]
+        )
         f = torch.from_numpy(f).permute(0, 3, 1, 2).float()                   # (T, H, W, 3) -> (T, 3, H, W), 0..255
         if self.augment: f = _augment(f, np.random.default_rng([self.seed, int(self._epoch), i]), self.size)
-        elif f.shape[-1] != self.size: f = _bicubic(f, self.size)            # the reference: cv2 INTER_CUBIC if the size differs
+        elif f.shape[-1] != self.size:
+            f = _bicubic(f, self.size)  # the reference: cv2 INTER_CUBIC if the size differs
         return f[:self.pre] / 255, f[self.pre:] / 255
     def __repr__(self): return (f"Human36M(split={self.split!r}, protocol={self.protocol!r}, {len(self)} windows {self.pre}->{self.n_future} "
                                 f"every {self.step} frames at {self.size}, augment={self.augment})")
@@ -203,5 +243,11 @@ def make_datasets(root=None, split:str='train', **kw)->Human36M: # data folder; 
 
 # %% ../../nbs/14_human.ipynb #3358b48c
 MODEL = 'human'  # name in tau_course.model.CONFIGS
-RECIPE = register_recipe(NAME, TrainConfig(NAME, MODEL, epochs=50, batch_size=16, lr=1e-3, sched='onecycle', alpha=0.1))  # REFERENCE.md §5
-register_data(NAME, benchmark_data(make_datasets))  # validation held out from train; valid='test' for OpenSTL's protocol
+# REFERENCE.md §5
+RECIPE = register_recipe(
+    NAME, TrainConfig(NAME, MODEL, epochs=50, batch_size=16, lr=1e-3, sched='onecycle', alpha=0.1)
+)
+# validation held out from train; valid='test' for OpenSTL's protocol
+register_data(
+    NAME, benchmark_data(make_datasets)
+)

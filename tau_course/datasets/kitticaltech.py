@@ -33,7 +33,10 @@ def _hkl_item(f, d):
 def _hkl_node(path:Path, f):
     "The object node of a hickle file: /data_0 (hickle 2) or /data (hickle 3-5)."
     node = f.get('data_0', f.get('data'))
-    if node is None: raise UsageError(f"{path}: not a hickle file: expected /data_0 (hickle 2) or /data (hickle 3-5), found {list(f)}")
+    if node is None:
+        raise UsageError(
+            f"{path}: not a hickle file: expected /data_0 (hickle 2) or /data (hickle 3-5), found {list(f)}"
+        )
     return node
 
 # %% ../../nbs/13_kitticaltech.ipynb #acc6f3cd
@@ -64,14 +67,27 @@ def write_hkl_v2(path, obj)->Path: # destination; a numpy array or a list of str
     return path
 
 # %% ../../nbs/13_kitticaltech.ipynb #5116cb82
-_SEQ_FIELDS = ('width', 'height', 'bit_depth', 'bit_depth_real', 'image_size', 'image_format', 'frames', 'origin', 'true_image_size')
+_SEQ_FIELDS = (
+    'width',
+    'height',
+    'bit_depth',
+    'bit_depth_real',
+    'image_size',
+    'image_format',
+    'frames',
+    'origin',
+    'true_image_size',
+)
 
 def seq_header(buf:bytes, path='<bytes>')->dict: # at least the first 1024 bytes of a .seq file; its name for errors
     "The fields of a Norpix .seq header (see the table above)."
-    if len(buf) < 1024: raise UsageError(f"{path}: truncated .seq file: {len(buf)} bytes, shorter than the 1024-byte header")
+    if len(buf) < 1024:
+        raise UsageError(f"{path}: truncated .seq file: {len(buf)} bytes, shorter than the 1024-byte header")
     magic, name = struct.unpack_from('<I', buf)[0], buf[4:24].decode('utf-16-le', 'replace')
     if magic != 0xFEED or not name.startswith('Norpix seq'):
-        raise UsageError(f"{path}: not a Norpix .seq file; expected magic 0xFEED and 'Norpix seq', got {magic:#x} {name!r}")
+        raise UsageError(
+            f"{path}: not a Norpix .seq file; expected magic 0xFEED and 'Norpix seq', got {magic:#x} {name!r}"
+        )
     h = dict(zip(_SEQ_FIELDS, struct.unpack_from('<9I', buf, 548)))
     return dict(h, version=struct.unpack_from('<i', buf, 28)[0], fps=struct.unpack_from('<d', buf, 584)[0])
 
@@ -80,16 +96,20 @@ def read_seq(path)->tuple[dict, list]: # a Norpix .seq file with JPEG frames
     "(header, [JPEG bytes of each frame]) of a .seq file; raise naming the file if it is truncated or damaged."
     path = Path(path)
     if not path.is_file(): raise FileNotFoundError(f"{path}: not found")
-    buf = path.read_bytes(); h = seq_header(buf, path)
-    if h['image_format'] not in (102, 201): raise UsageError(f"{path}: expected JPEG frames (image format 102 or 201), got {h['image_format']}")
+    buf = path.read_bytes()
+    h = seq_header(buf, path)
+    if h['image_format'] not in (102, 201):
+        raise UsageError(f"{path}: expected JPEG frames (image format 102 or 201), got {h['image_format']}")
     frames, pos = [], 1024
     for i in range(h['frames']):
         if pos < 0 or pos + 4 > len(buf): break
-        size = struct.unpack_from('<I', buf, pos)[0]; jpg = buf[pos + 4 : pos + size]
+        size = struct.unpack_from('<I', buf, pos)[0]
+        jpg = buf[pos + 4 : pos + size]
         if len(jpg) != size - 4 or jpg[:2] != b'\xff\xd8' or jpg[-2:] != b'\xff\xd9':
             raise UsageError(f"{path}: truncated or damaged .seq: frame {i} at byte {pos:,} is not a complete JPEG")
         frames.append(jpg)
-        nxt = buf.find(b'\xff\xd8\xff', pos + size); pos = nxt - 4 if nxt >= 0 else len(buf)
+        nxt = buf.find(b'\xff\xd8\xff', pos + size)
+        pos = nxt - 4 if nxt >= 0 else len(buf)
     if len(frames) != h['frames']:
         raise UsageError(f"{path}: truncated .seq: the header says {h['frames']} frames, the file holds {len(frames)}")
     return h, frames
@@ -100,14 +120,20 @@ def write_seq(path, frames:list, fps:float=30.0)->Path: # destination; uint8 (H,
     from PIL import Image
     H, W, _ = frames[0].shape
     head = bytearray(1024)
-    struct.pack_into('<I', head, 0, 0xFEED); head[4:24] = 'Norpix seq'.encode('utf-16-le')
+    struct.pack_into('<I', head, 0, 0xFEED)
+    head[4:24] = 'Norpix seq'.encode('utf-16-le')
     struct.pack_into('<iI', head, 28, 3, 1024)
     struct.pack_into('<9I', head, 548, W, H, 24, 8, W * H * 3, 102, len(frames), 0, W * H * 3)
     struct.pack_into('<d', head, 584, fps)
     body = bytearray()
     for t, f in enumerate(frames):
-        b = io.BytesIO(); Image.fromarray(f).save(b, 'JPEG', quality=90); jpg = b.getvalue()
-        body += struct.pack('<I', len(jpg) + 4) + jpg + struct.pack('<IHH', t // 30, (t % 30) * 33, 0)  # size, JPEG, timestamp
+        b = io.BytesIO()
+        Image.fromarray(f).save(b, 'JPEG', quality=90)
+        jpg = b.getvalue()
+        # size, JPEG, timestamp
+        body += (
+            struct.pack('<I', len(jpg) + 4) + jpg + struct.pack('<IHH', t // 30, (t % 30) * 33, 0)
+        )
     return atomic_write(path, bytes(head + body))
 
 # %% ../../nbs/13_kitticaltech.ipynb #aaa6314d
@@ -134,7 +160,9 @@ def source_windows(sources:list, length:int)->list: # one source name per frame;
     "First frames of the non-overlapping windows of `length` frames within one source, counted back from each source's end."
     starts, end = [], len(sources) - 1
     while end >= length - 1:
-        if sources[end] == sources[end - length + 1]: starts.append(end - length + 1); end -= length
+        if sources[end] == sources[end - length + 1]:
+            starts.append(end - length + 1)
+            end -= length
         else: end -= 1
     return starts[::-1]
 
@@ -146,21 +174,29 @@ FIXTURE_NOTE = ("Synthetic stand-in in the benchmark's formats, not KITTI or Cal
 
 def _scene(t:int, hw:tuple, shift:int)->np.ndarray:
     "A synthetic road scene at time t: sky gradient, grey road, a dark box moving sideways."
-    H, W = hw; f = np.zeros((H, W, 3), np.uint8)
+    H, W = hw
+    f = np.zeros((H, W, 3), np.uint8)
     f[: H // 2] = np.linspace([90, 140, 220], [200, 220, 240], H // 2).astype(np.uint8)[:, None]  # sky
     f[H // 2 :] = 100                                                                            # road
-    x = (shift + 4 * t * W // 160) % (W - W // 8); f[H // 3 : 3 * H // 4, x : x + W // 8] = (60, 30, 20)
+    x = (shift + 4 * t * W // 160) % (W - W // 8)
+    f[H // 3 : 3 * H // 4, x : x + W // 8] = (60, 30, 20)
     return f
 
 # %% ../../nbs/13_kitticaltech.ipynb #f9d21bf4
 def make_fixture(dst)->Path: # folder to write into
     "Write small synthetic KITTI hickle files and Caltech .seq videos under `dst`; returns `dst` (the `src` for `prepare`)."
-    dst = Path(dst); (dst/'kitti_hkl').mkdir(parents=True, exist_ok=True)
-    recs = dict(train=[('city', 1, 25), ('residential', 19, 25), ('road', 15, 25)], val=[('city', 5, 12)], test=[('road', 70, 12)])
+    dst = Path(dst)
+    (dst / 'kitti_hkl').mkdir(parents=True, exist_ok=True)
+    recs = dict(
+        train=[('city', 1, 25), ('residential', 19, 25), ('road', 15, 25)],
+        val=[('city', 5, 12)],
+        test=[('road', 70, 12)],
+    )
     for split, rs in recs.items():
         names = [f'{c}-2011_09_26_drive_{d:04d}_sync' for c, d, n in rs for _ in range(n)]
         X = np.stack([_scene(t, HW, 7 * d) for c, d, n in rs for t in range(n)])
-        write_hkl_v2(dst/'kitti_hkl'/f'X_{split}.hkl', X); write_hkl_v2(dst/'kitti_hkl'/f'sources_{split}.hkl', names)
+        write_hkl_v2(dst / 'kitti_hkl' / f'X_{split}.hkl', X)
+        write_hkl_v2(dst / 'kitti_hkl' / f'sources_{split}.hkl', names)
     for s, v, n in (('set06', 'V000', 36), ('set06', 'V001', 69), ('set07', 'V000', 36)):
         write_seq(dst/'caltech'/s/f'{v}.seq', [_scene(t, (480, 640), 50 * len(v + s) + n) for t in range(n)])
     return dst
@@ -193,18 +229,35 @@ def _find(src:Path, pattern:str, what:str)->list:
 def prepare(src, root=None)->Path: # folder with PredNet's kitti_hkl files and Caltech's .seq videos; data folder
     "Convert KITTI (X_train.hkl, sources_train.hkl; X_val.hkl if present) and Caltech (.seq) into `data_root(root)/kitticaltech/`."
     src = Path(src)
-    if not src.is_dir(): raise FileNotFoundError(f"{src}: not found; expected a folder with kitti_hkl/X_train.hkl and caltech/setXX/VYYY.seq")
+    if not src.is_dir():
+        raise FileNotFoundError(
+            f"{src}: not found; expected a folder with kitti_hkl/X_train.hkl and caltech/setXX/VYYY.seq"
+        )
     def build(tmp:Path)->dict:
         info = dict(source=str(src.resolve()), channels='RGB', caltech_every=CALTECH_EVERY)
         for split in ('train', 'val'):
-            xs = list(src.rglob(f'X_{split}.hkl')) if split == 'val' else _find(src, 'X_train.hkl', "PredNet's KITTI training frames")
+            xs = (
+                list(src.rglob(f'X_{split}.hkl'))
+                if split == 'val'
+                else _find(src, 'X_train.hkl', "PredNet's KITTI training frames")
+            )
             for x in xs[:1]: info[f'kitti_{split}'] = _copy_kitti(x, x.with_name(f'sources_{split}.hkl'), tmp, split)
         seqs = _find(src, '*.seq', "Caltech Pedestrian videos, e.g. caltech/set06/V000.seq")
-        counts = [seq_header(p.open('rb').read(1024), p)['frames'] // CALTECH_EVERY for p in seqs]  # kept frames per video
-        out, names, row = np.lib.format.open_memmap(tmp/'caltech_test.npy', 'w+', np.uint8, (sum(counts), *HW, 3)), [], 0
+        counts = [
+            seq_header(p.open('rb').read(1024), p)['frames'] // CALTECH_EVERY for p in seqs
+        ]  # kept frames per video
+        out, names, row = (
+            np.lib.format.open_memmap(tmp / 'caltech_test.npy', 'w+', np.uint8, (sum(counts), *HW, 3)),
+            [],
+            0,
+        )
         for p in seqs:  # one video in memory at a time
-            f = caltech_frames(p); out[row : row + len(f)] = f; row += len(f); names += [f'{p.parent.name}/{p.stem}'] * len(f)
-        out.flush(); del out
+            f = caltech_frames(p)
+            out[row : row + len(f)] = f
+            row += len(f)
+            names += [f'{p.parent.name}/{p.stem}'] * len(f)
+        out.flush()
+        del out
         (tmp/'caltech_test_sources.json').write_text(json.dumps(names))
         return dict(info, caltech_videos=len(seqs), caltech_test=len(names))
     return prepare_dir(NAME, build, root)
@@ -215,7 +268,13 @@ class FrameWindows(Dataset):
     def __init__(self, folder:Path, stem:str, # cache; 'kitti_train' etc.
                  pre:int=10, n_future:int=1, bgr:bool=False): # frames in; frames to predict; flip to BGR
         if min(pre, n_future) < 1: raise UsageError(f"pre and n_future must be >= 1, got {pre}, {n_future}")
-        self.path, self.pre, self.n_future, self.bgr, self._frames = Path(folder)/f'{stem}.npy', pre, n_future, bgr, None
+        self.path, self.pre, self.n_future, self.bgr, self._frames = (
+            Path(folder) / f'{stem}.npy',
+            pre,
+            n_future,
+            bgr,
+            None,
+        )
         sources = json.loads((Path(folder)/f'{stem}_sources.json').read_text())
         self.starts = np.array(source_windows(sources, pre + n_future), dtype=np.int64)
     @property
@@ -226,11 +285,14 @@ class FrameWindows(Dataset):
     def set_epoch(self, epoch:int): pass  # nothing random
     def __len__(self): return len(self.starts)
     def __getitem__(self, i):
-        s = self.starts[i]; f = torch.from_numpy(np.array(self.frames[s : s + self.pre + self.n_future]))  # (T, H, W, 3) uint8
-        f = f.permute(0, 3, 1, 2).float() / 255                                                   # (T, 3, H, W) in [0, 1]
+        s = self.starts[i]
+        f = torch.from_numpy(np.array(self.frames[s : s + self.pre + self.n_future]))  # (T, H, W, 3) uint8
+        f = f.permute(0, 3, 1, 2).float() / 255  # (T, 3, H, W) in [0, 1]
         if self.bgr: f = f.flip(1)
         return f[:self.pre], f[self.pre:]
-    def __repr__(self): return f"FrameWindows({self.path.name}, {len(self)} windows {self.pre}->{self.n_future}{', BGR' if self.bgr else ''})"
+
+    def __repr__(self):
+        return f"FrameWindows({self.path.name}, {len(self)} windows {self.pre}->{self.n_future}{', BGR' if self.bgr else ''})"
 
 # %% ../../nbs/13_kitticaltech.ipynb #6f3d67c6
 SPLITS = {'train': 'kitti_train', 'val': 'kitti_val', 'test': 'caltech_test'}
@@ -241,7 +303,8 @@ def make_datasets(root=None, split:str='train', # data folder; 'train' (KITTI), 
     "The KITTI -> Caltech dataset of `split` (the interface every dataset module exports)."
     if split not in SPLITS: raise UsageError(f"split must be one of {tuple(SPLITS)}, got {split!r}")
     m, folder = check_manifest(NAME, root), data_root(root)/NAME
-    if f'{SPLITS[split]}.npy' not in m['files']: raise FileNotFoundError(f"{folder}: no {SPLITS[split]}.npy; prepare {NAME} with X_val.hkl to get 'val'")
+    if f'{SPLITS[split]}.npy' not in m['files']:
+        raise FileNotFoundError(f"{folder}: no {SPLITS[split]}.npy; prepare {NAME} with X_val.hkl to get 'val'")
     return FrameWindows(folder, SPLITS[split], pre, n_future, bgr=reference_bgr and split == 'test')
 
 # %% ../../nbs/13_kitticaltech.ipynb #911f03cd
@@ -251,7 +314,8 @@ def show_rgb(rows:dict, # name -> RGB frames (T, 3, H, W) float in [0, 1], or ui
     def rgb(v):
         a = v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)
         if a.ndim == 4 and a.shape[1] == 3: a = a.transpose(0, 2, 3, 1)  # (T, 3, H, W) -> (T, H, W, 3)
-        if a.ndim != 4 or a.shape[-1] != 3: raise UsageError(f"expected RGB frames (T, 3, H, W) or (T, H, W, 3), got {a.shape}")
+        if a.ndim != 4 or a.shape[-1] != 3:
+            raise UsageError(f"expected RGB frames (T, 3, H, W) or (T, H, W, 3), got {a.shape}")
         return np.clip(a / 255 if a.dtype == np.uint8 else a, 0, 1)
     rows = {k: rgb(v) for k, v in rows.items()}
     (H, W), n = next(iter(rows.values())).shape[1:3], max(len(v) for v in rows.values())
@@ -259,13 +323,20 @@ def show_rgb(rows:dict, # name -> RGB frames (T, 3, H, W) float in [0, 1], or ui
     for ax, (name, fr) in zip(axs[:, 0], rows.items()):
         strip = np.ones((H, n * (W + gap) - gap, 3))
         for t, f in enumerate(fr): strip[:, t * (W + gap) : t * (W + gap) + W] = f
-        ax.imshow(strip); ax.set_xticks([]); ax.set_yticks([]); ax.set_frame_on(False)
+        ax.imshow(strip)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_frame_on(False)
         ax.set_ylabel(name, rotation=0, ha='right', va='center')
-    fig.subplots_adjust(left=0.1, right=0.99, top=0.98, bottom=0.02, hspace=0.05); plt.close(fig)
+    fig.subplots_adjust(left=0.1, right=0.99, top=0.98, bottom=0.02, hspace=0.05)
+    plt.close(fig)
     return fig
 
 # %% ../../nbs/13_kitticaltech.ipynb #9289ddb0
 MODEL = 'kitticaltech'  # name in tau_course.model.CONFIGS
 RECIPE = register_recipe(NAME, TrainConfig(NAME, MODEL, epochs=100, batch_size=16, lr=1e-2, sched='onecycle', alpha=0.1,
                                              n_future=1))  # REFERENCE.md §5
-register_data(NAME, benchmark_data(make_datasets))  # validation held out from train; valid='test' for OpenSTL's protocol
+# validation held out from train; valid='test' for OpenSTL's protocol
+register_data(
+    NAME, benchmark_data(make_datasets)
+)

@@ -27,10 +27,12 @@ def avi_info(path)->dict: # an .avi file
     if len(head) < 12 or head[:4] != b'RIFF' or head[8:12] != b'AVI ':
         raise UsageError(f"{path}: not an AVI file; expected 'RIFF....AVI ', got {head[:12]!r}")
     i = head.find(b'avih')
-    if i < 0 or len(head) < i + 48: raise UsageError(f"{path}: truncated or damaged AVI header (no complete 'avih' chunk)")
+    if i < 0 or len(head) < i + 48:
+        raise UsageError(f"{path}: truncated or damaged AVI header (no complete 'avih' chunk)")
     frames, width, height = (struct.unpack_from('<I', head, i + 8 + k)[0] for k in (16, 32, 36))
     riff, size = struct.unpack_from('<I', head, 4)[0] + 8, path.stat().st_size
-    if size < riff: raise UsageError(f"{path}: truncated video: the RIFF header says {riff:,} bytes, the file has {size:,}")
+    if size < riff:
+        raise UsageError(f"{path}: truncated video: the RIFF header says {riff:,} bytes, the file has {size:,}")
     return dict(frames=frames, width=width, height=height)
 
 # %% ../../nbs/12_kth.ipynb #93c0ddf6
@@ -68,7 +70,9 @@ def parse_clip(name:str)->tuple[int, str, str]: # e.g. 'person01_boxing_d1_uncom
     "(person, action, scenario) of a KTH clip name."
     m = _CLIP.match(Path(name).name.removesuffix('.avi'))
     if not m or m[2] not in ACTIONS:
-        raise UsageError(f"{name!r}: expected a KTH clip name like 'person01_boxing_d1_uncomp.avi' with an action in {ACTIONS}")
+        raise UsageError(
+            f"{name!r}: expected a KTH clip name like 'person01_boxing_d1_uncomp.avi' with an action in {ACTIONS}"
+        )
     return int(m[1]), m[2], m[3]
 
 # %% ../../nbs/12_kth.ipynb #06ef0e43
@@ -85,15 +89,19 @@ FIXTURE_NOTE = ("Synthetic stand-in in KTH's format, not KTH data: <action>/pers
 
 def make_fixture(dst, n_frames:int=45, persons=(2, 3, 17), actions=('boxing', 'running'), hw=KTH_HW)->Path:
     "Write small synthetic KTH-format clips under `dst/<action>/`; returns `dst` (the `src` for `prepare`)."
-    cv2, dst = _cv2(), Path(dst); H, W = hw
+    cv2, dst = _cv2(), Path(dst)
+    H, W = hw
     bg = (90 + 30 * np.sin(np.arange(W) / 7)[None] * np.cos(np.arange(H) / 5)[:, None]).astype(np.uint8)
     for p in persons:
         for a in actions:
             (dst/a).mkdir(parents=True, exist_ok=True)
-            out = cv2.VideoWriter(str(dst/a/f'person{p:02d}_{a}_d1_uncomp.avi'), cv2.VideoWriter_fourcc(*'DX50'), 25, (W, H))
+            out = cv2.VideoWriter(
+                str(dst / a / f'person{p:02d}_{a}_d1_uncomp.avi'), cv2.VideoWriter_fourcc(*'DX50'), 25, (W, H)
+            )
             speed = 3 if a == 'running' else 1
             for t in range(n_frames):
-                f = bg.copy(); x = (5 * p + speed * t) % (W - 12)
+                f = bg.copy()
+                x = (5 * p + speed * t) % (W - 12)
                 f[H//4 : 3*H//4, x : x + 12] = 220           # the "person"
                 out.write(np.repeat(f[..., None], 3, axis=2))  # grey content in three equal channels, as KTH
             out.release()
@@ -111,7 +119,9 @@ def _read_image_dir(d:Path)->list: # folder of image_0001.<ext> frames
     for k, (num, p) in enumerate(files):
         try: a = np.asarray(Image.open(p))
         except Exception as e: raise UsageError(f"{p}: not a readable image ({e})") from e
-        if k and num != files[k - 1][0] + 1: runs.append((first, np.stack(frames))); frames = []  # a gap ends a run
+        if k and num != files[k - 1][0] + 1:
+            runs.append((first, np.stack(frames)))
+            frames = []  # a gap ends a run
         if not frames: first = num
         frames.append(a[..., 0] if a.ndim == 3 else a)
     if frames: runs.append((first, np.stack(frames)))
@@ -120,12 +130,17 @@ def _read_image_dir(d:Path)->list: # folder of image_0001.<ext> frames
 # %% ../../nbs/12_kth.ipynb #2ba2669e
 def _kth_sources(src:Path, tmp:Path)->list:
     "[(clip name, path)] of the .avi files and extracted-image folders in `src`; zips are extracted into `tmp`."
-    if not src.exists(): raise FileNotFoundError(f"{src}: not found; expected KTH's .avi files, the action zips or a folder holding them")
+    if not src.exists():
+        raise FileNotFoundError(
+            f"{src}: not found; expected KTH's .avi files, the action zips or a folder holding them"
+        )
     files = [src] if src.is_file() else sorted(p for p in src.rglob('*') if p.is_file())
     for z in [p for p in files if p.suffix.lower() == '.zip']:
         try:
-            with zipfile.ZipFile(z) as zf: zf.extractall(tmp/z.stem, [n for n in zf.namelist() if n.lower().endswith('.avi')])
-        except zipfile.BadZipFile as e: raise UsageError(f"{z}: not a readable zip file (truncated or corrupt? {e})") from e
+            with zipfile.ZipFile(z) as zf:
+                zf.extractall(tmp / z.stem, [n for n in zf.namelist() if n.lower().endswith('.avi')])
+        except zipfile.BadZipFile as e:
+            raise UsageError(f"{z}: not a readable zip file (truncated or corrupt? {e})") from e
         files += sorted(p for p in (tmp/z.stem).rglob('*') if p.is_file())
     found = [(p.stem, p) for p in files if p.suffix.lower() == '.avi']
     found += [(d.name, d) for d in sorted({p.parent for p in files if _IMAGE.match(p.name)})]
@@ -138,19 +153,36 @@ def _kth_sources(src:Path, tmp:Path)->list:
 def prepare(src, root=None)->Path: # KTH .avi files / action zips / extracted-image folders, or a folder of them; data folder
     "Decode KTH clips into `data_root(root)/kth/` (frames.npy uint8 (N, 120, 160) + clips.json) atomically."
     def build(tmp:Path)->dict:
-        plan = []  # first pass: names, known checksums, frame counts (from the AVI headers), so frames.npy is written in place
+        # first pass: names, known checksums, frame counts (from the AVI headers), so frames.npy is written in place
+        plan = (
+            []
+        )
         for name, path in _kth_sources(Path(src), tmp/'unzipped'):
-            if path.name in KNOWN_SHA256: check_sha256(path, KNOWN_SHA256[path.name], fix='download it again from the KTH site')
+            if path.name in KNOWN_SHA256:
+                check_sha256(path, KNOWN_SHA256[path.name], fix='download it again from the KTH site')
             n = avi_info(path)['frames'] if path.is_file() else sum(1 for p in path.iterdir() if _IMAGE.match(p.name))
             plan.append((name, path, parse_clip(name), n))
         out = np.lib.format.open_memmap(tmp/'frames.npy', 'w+', np.uint8, (sum(p[-1] for p in plan), *KTH_HW))
         clips, row = [], 0
         for name, path, (person, action, scenario), n in plan:
             for first, frames in ([(1, read_avi(path))] if path.is_file() else _read_image_dir(path)):
-                if frames.shape[1:] != KTH_HW: raise UsageError(f"{path}: expected 160x120 frames, got {frames.shape[2]}x{frames.shape[1]}")
-                clips.append(dict(name=name, person=person, action=action, scenario=scenario, first_frame=first, start=row, length=len(frames)))
-                out[row : row + len(frames)] = frames; row += len(frames)
-        out.flush(); del out
+                if frames.shape[1:] != KTH_HW:
+                    raise UsageError(f"{path}: expected 160x120 frames, got {frames.shape[2]}x{frames.shape[1]}")
+                clips.append(
+                    dict(
+                        name=name,
+                        person=person,
+                        action=action,
+                        scenario=scenario,
+                        first_frame=first,
+                        start=row,
+                        length=len(frames),
+                    )
+                )
+                out[row : row + len(frames)] = frames
+                row += len(frames)
+        out.flush()
+        del out
         (tmp/'clips.json').write_text(json.dumps(clips, indent=0))
         shutil.rmtree(tmp/'unzipped', ignore_errors=True)
         return dict(source=str(Path(src).resolve()), clips=len(clips), frames=row, channel='red (channel 0 of RGB)')
@@ -168,7 +200,8 @@ class KTH(Dataset):
     def __init__(self, root=None, split:str='train', # data folder; 'train' (persons 1-16) or 'test' (17-25)
                  pre:int=10, n_future:int=20, image_size:int=128): # frames in; frames to predict (20 or 40); side
         if split not in PERSONS: raise UsageError(f"split must be 'train' or 'test', got {split!r}")
-        if min(pre, n_future, image_size) < 1: raise UsageError(f"pre, n_future and image_size must be >= 1, got {pre}, {n_future}, {image_size}")
+        if min(pre, n_future, image_size) < 1:
+            raise UsageError(f"pre, n_future and image_size must be >= 1, got {pre}, {n_future}, {image_size}")
         self.manifest, self.folder = check_manifest(NAME, root), data_root(root)/NAME
         self.split, self.pre, self.n_future, self.image_size, self._frames = split, pre, n_future, image_size, None
         clips = json.loads((self.folder/'clips.json').read_text())
@@ -182,9 +215,12 @@ class KTH(Dataset):
     def set_epoch(self, epoch:int): pass  # nothing random
     def __len__(self): return len(self.starts)
     def __getitem__(self, i):
-        s = self.starts[i]; f = resize_frames(self.frames[s : s + self.pre + self.n_future], self.image_size)
+        s = self.starts[i]
+        f = resize_frames(self.frames[s : s + self.pre + self.n_future], self.image_size)
         return f[:self.pre], f[self.pre:]
-    def __repr__(self): return f"KTH(split={self.split!r}, {len(self)} windows {self.pre}->{self.n_future} at {self.image_size}x{self.image_size})"
+
+    def __repr__(self):
+        return f"KTH(split={self.split!r}, {len(self)} windows {self.pre}->{self.n_future} at {self.image_size}x{self.image_size})"
 
 # %% ../../nbs/12_kth.ipynb #dddcbd99
 def make_datasets(root=None, split:str='train', **kw)->KTH: # data folder; 'train' or 'test'; pre, n_future, image_size
@@ -197,4 +233,7 @@ RECIPE = register_recipe(NAME, TrainConfig(NAME, MODEL, epochs=100, batch_size=1
                                              n_future=20))  # REFERENCE.md §5
 RECIPE_40 = register_recipe('kth40', TrainConfig(NAME, MODEL, epochs=100, batch_size=16, lr=1e-3, alpha=0.1, n_future=40,
                                                  data_kw=dict(n_future=40)))  # OpenSTL's 'kth40': 10 -> 40 on 50-frame windows
-register_data(NAME, benchmark_data(make_datasets))  # validation held out from train; valid='test' for OpenSTL's protocol
+# validation held out from train; valid='test' for OpenSTL's protocol
+register_data(
+    NAME, benchmark_data(make_datasets)
+)
