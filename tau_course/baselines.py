@@ -15,7 +15,7 @@ from torch import nn
 from einops import rearrange
 from torch.utils.flop_counter import FlopCounterMode
 from .encdec import Encoder, Decoder
-from .model import check_model_config, check_input, encode_translate_decode
+from .model import check_fields, check_model_config, check_input, encode_translate_decode
 from .recipes import CPU_TINY_DATA, TrainConfig, register_model, register_recipe
 from .files import UsageError
 
@@ -69,16 +69,12 @@ class ConvLSTMConfig:
     patch_size: int = 4                       # p: frames enter the cells as (C*p*p, H/p, W/p) (MMNIST 4)
 
     def __post_init__(self):
-        self.in_shape, self.num_hidden = tuple(self.in_shape), tuple(self.num_hidden)  # JSON configs give lists
-        pos_ints = lambda vs: all(isinstance(v, (int, np.integer)) and v > 0 for v in vs)
-        if len(self.in_shape) != 4 or not pos_ints(self.in_shape):
-            raise UsageError(f"in_shape must be 4 positive ints (T, C, H, W), got {self.in_shape}")
-        if not self.num_hidden or not pos_ints(self.num_hidden):
-            raise UsageError(f"num_hidden must be a non-empty tuple of positive ints, got {self.num_hidden}")
-        if self.filter_size < 1 or self.filter_size % 2 == 0:
-            raise UsageError(f"filter_size must be odd and positive ('same' padding), got {self.filter_size}")
+        for k in ('in_shape', 'num_hidden'):  # JSON configs give lists
+            if isinstance(getattr(self, k), list): setattr(self, k, tuple(getattr(self, k)))
+        rules = dict(in_shape='shape', num_hidden='ints>=1', filter_size='kernel', patch_size='int>=1')
+        check_fields(self, rules, type(self).__name__.removesuffix('Config'))  # chapter 06's one field check
         (H, W), p = self.in_shape[2:], self.patch_size
-        if p < 1 or H % p or W % p: raise UsageError(f"H and W must be divisible by patch_size={p}, got H={H}, W={W}")
+        if H % p or W % p: raise UsageError(f"H and W must be divisible by patch_size={p}, got H={H}, W={W}")
         self.in_shape, self.num_hidden = tuple(map(int, self.in_shape)), tuple(map(int, self.num_hidden))
 
 # %% ../nbs/16_baselines.ipynb #de8cc1d0
@@ -155,6 +151,7 @@ class PredRNNConfig(ConvLSTMConfig):
 
     def __post_init__(self):
         super().__post_init__()
+        check_fields(self, dict(forget_bias='finite'), 'PredRNN')
         if len(set(self.num_hidden)) != 1:
             raise UsageError(f"PredRNN needs equal num_hidden (M flows through every layer), got {self.num_hidden}")
 
@@ -245,10 +242,12 @@ class SimVPConfig:
     groups: int = 8                    # groups of the branch convs (dense when hid_T//2 is not divisible)
 
     def __post_init__(self):
-        self.in_shape, self.incep_ker = tuple(self.in_shape), tuple(self.incep_ker)  # JSON configs give lists
-        check_model_config(self)  # the same rules as TAU's
-        if not self.incep_ker or any(k < 1 or k % 2 == 0 for k in self.incep_ker):
-            raise UsageError(f"incep_ker must be odd positive kernel sizes, got {self.incep_ker}")
+        for k in ('in_shape', 'incep_ker'):  # JSON configs give lists
+            if isinstance(getattr(self, k), list): setattr(self, k, tuple(getattr(self, k)))
+        check_model_config(self, 'SimVP')  # TAU's rules for the fields they share
+        check_fields(self, dict(incep_ker='ints>=1', groups='int>=1'), 'SimVP')
+        if any(k % 2 == 0 for k in self.incep_ker):
+            raise UsageError(f"SimVP field incep_ker must hold odd kernel sizes (same padding), got {self.incep_ker}")
         g, C = (self.groups if (self.hid_T // 2) % self.groups == 0 else 1), self.in_shape[0] * self.hid_S
         if C % g: raise UsageError(f"T*hid_S must be divisible by groups={g} (GroupNorm), got T*hid_S={C}")
         self.in_shape = tuple(int(v) for v in self.in_shape)

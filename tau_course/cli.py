@@ -10,7 +10,7 @@ __all__ = ['EXIT_OK', 'EXIT_USAGE', 'USER_ERRORS', 'DATASET_NAMES', 'recipe_from
 import argparse, json, math, sys, warnings
 from pathlib import Path
 from .files import ChecksumError, UsageError
-from .train import EXIT_NONFINITE, SCHEDULES, NonFiniteLossError
+from .train import EXIT_NONFINITE, SCHEDULES, NonFiniteLossError, find_checkpoint
 from .recipes import RECIPES, get_recipe, load_plugins
 from . import runner
 
@@ -35,10 +35,10 @@ def recipe_from_args(a):
                                  ema=a.ema, sched=a.sched).items() if v is not None}
     if a.minutes is not None and a.epochs is not None:
         raise UsageError("--minutes and --epochs both size the run; pass one (--minutes picks the step count itself)")
-    # 'auto': bf16 where this device has it (09b)
-    over['amp'] = runner.resolve_amp(
-        a.amp, runner.resolve_device(a.device)
-    )
+    over['amp'] = runner.resolve_amp(a.amp, runner.resolve_device(a.device))  # 'auto': bf16 where native (09b)
+    for flag, v, lo in (('--length', a.length, 1), ('--val-length', a.val_length, 1), ('--digits', a.digits, 1),
+                        ('--curriculum-epochs', a.curriculum_epochs, 0)):
+        if v is not None and v < lo: raise UsageError(f"{flag} must be an integer >= {lo}, got {v}")
     try: cfg = get_recipe(a.config, **over)
     except UsageError as e: raise UsageError(str(e).replace('unknown recipe', 'unknown config')) from None
     data = {k: v for k, v in dict(length=a.length, val_length=a.val_length, root=a.data_root, num_digits=a.digits,
@@ -57,7 +57,9 @@ def cmd_train(a)->int:
     try: metrics = runner.run_train(cfg, out, a.name, a.results, a.resume, a.max_steps, a.quiet, device, a.minutes,
                                     a.deterministic, target_mse=a.target_mse)
     except NonFiniteLossError as e:
-        print(f"tau-course train: stopped: {e}; the last good checkpoint is kept in {out}", file=sys.stderr)
+        kept = find_checkpoint(out / 'last')  # name only a folder that exists
+        where = f"the last good checkpoint is {kept}" if kept else "no checkpoint had been written yet"
+        print(f"tau-course train: stopped: {e}; {where}", file=sys.stderr)
         return EXIT_NONFINITE
     print(json.dumps(metrics)); return EXIT_OK
 

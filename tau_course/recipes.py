@@ -9,7 +9,7 @@ __all__ = ['VALID_SETS', 'RECIPES', 'MODELS', 'DATASETS', 'PLUGINS', 'VALID_SEED
            'model_config', 'rollout_fn', 'evaluate', 'train', 'time_steps', 'load_model']
 
 # %% ../nbs/09a_recipes.ipynb #9489bade
-import importlib, json, math, time, warnings
+import importlib, inspect, json, math, time, warnings
 from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -253,8 +253,12 @@ def build_data(cfg:TrainConfig)->tuple:
 def build_model(cfg:TrainConfig)->nn.Module:
     "The registered model `cfg.model` built with `model_kw`, else `TAU.from_config(cfg.model, **model_kw)`."
     if cfg.model not in MODELS and cfg.model not in CONFIGS: load_plugins()
-    if cfg.model in MODELS: return MODELS[cfg.model][0](**cfg.model_kw)
-    return TAU.from_config(cfg.model, **cfg.model_kw)
+    if cfg.model not in MODELS: return TAU.from_config(cfg.model, **cfg.model_kw)
+    cls = MODELS[cfg.model][0]
+    known = [p for p in inspect.signature(cls).parameters if p not in ('self', 'args', 'kwargs')]
+    if unknown := sorted(set(cfg.model_kw) - set(known)):
+        raise UsageError(f"unknown {cfg.model} field(s) {unknown}; expected some of {known}")
+    return cls(**cfg.model_kw)
 
 def model_config(model:nn.Module, cfg:TrainConfig)->dict:
     "What config.json holds: the model's name and its full config (TAU's `TAUConfig` fields) or the overrides."

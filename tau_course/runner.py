@@ -287,6 +287,9 @@ def run_eval(ckpt, test_set:str='auto', n:int|None=None, n_future:int|None=None,
              batch_size:int=16, name:str|None=None, results='results', # record name: default eval_<run>_<folder>
              device=None, num_workers:int=0)->dict: # where the model runs ('auto': CUDA if present); loader processes
     "Score checkpoint `ckpt` on the Moving MNIST test set (standard, else the labelled stand-in) and record it."
+    for flag, v, lo in (('--batch-size', batch_size, 1), ('--num-workers', num_workers, 0)):
+        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
+            raise UsageError(f"{flag} must be an integer >= {lo}, got {v!r}")
     device = resolve_device(device)
     model = load_model(ckpt, device)
     n_future = model.config.in_shape[0] if n_future is None else n_future

@@ -111,6 +111,7 @@ def test_explorers_in_jupyterlab(tmp_path):
     default_path_copy(ROOT / 'nbs' / NB, nbs / NB)
     shutil.copy(ROOT / 'settings.ini', tmp_path)  # a course checkout to the kernel: `shipped_model()` finds results/ from nbs/
     (tmp_path / 'results').symlink_to(ROOT / 'results', target_is_directory=True)
+    (tmp_path / 'tests').symlink_to(ROOT / 'tests', target_is_directory=True)  # the toys the chapter's tests import
     runtime = tmp_path / 'runtime'
     env = {k: v for k, v in os.environ.items() if k not in ('MPLBACKEND', 'JUPYTER_TOKEN')}  # kernels: inline figures
     env.update(TAU_COURSE_DATA=str(ROOT / 'data'), JUPYTER_RUNTIME_DIR=str(runtime),
