@@ -222,7 +222,7 @@ def rollout(model:nn.Module, # maps (B, T, C, H, W) to the next T frames
 
 # %% ../nbs/06_model.ipynb #8c169d62
 def predict(model:nn.Module, # a TAU (any module mapping (B, T, C, H, W) to the next T frames)
-            context, # (B, T, C, H, W) observed frames in [0, 1]: a tensor or a numpy array
+            context, # (B, T, C, H, W) observed frames: a tensor or a numpy array
             n_future:int, # number of frames to forecast, >= 1
            ) -> torch.Tensor: # (B, n_future, C, H, W)
     "Forecast n_future frames (a truncated pass or the reference roll-out) on the model's device, back on `context`'s."
@@ -231,8 +231,6 @@ def predict(model:nn.Module, # a TAU (any module mapping (B, T, C, H, W) to the 
     if isinstance(context, np.ndarray): context = torch.from_numpy(context)
     if not torch.is_tensor(context): raise UsageError(f"expected a tensor or numpy array, got {type(context).__name__}")
     if not torch.isfinite(context).all(): raise UsageError("context must be finite, got NaN or inf values")
-    if context.is_floating_point() and context.numel() and (context.min() < 0 or context.max() > 1):
-        raise UsageError(f"context must lie in [0, 1] (frames / 255), got [{context.min():.4g}, {context.max():.4g}]")
     was_training = model.training
     model.eval()
     try:

@@ -227,7 +227,7 @@ def check_amp(amp, device=None)->str|None: # the flag; the run's device (None: c
     if amp not in _AMP: raise UsageError(f"amp must be None, 'bf16' or 'fp16', got {amp!r}")
     if amp == 'fp16' and device is not None and torch.device(device).type != 'cuda':
         raise UsageError(f"amp='fp16' needs a CUDA device (float16 autocast + GradScaler), got device "
-                         f"'{torch.device(device)}'; use amp='bf16' or amp=None on CPU")
+                         f"'{torch.device(device)}'; on the CPU use amp='bf16' or amp=None (--amp bf16 or --amp fp32)")
     return amp
 
 # %% ../nbs/09_train.ipynb #90a373cb
@@ -239,7 +239,9 @@ def resolve_device(device=None)->torch.device: # 'auto' or None, 'cpu', 'cuda', 
     try: dev = torch.device(device)
     except (RuntimeError, TypeError, ValueError): raise UsageError(f"device must be {want}, got {device!r}") from None
     if dev.type not in ('cpu', 'cuda'): raise UsageError(f"device must be {want}, got {device!r}")
-    if dev.type == 'cpu': return dev
+    if dev.type == 'cpu' and dev.index not in (None, 0):
+        raise UsageError(f"device {device!r}: the CPU is one device, 'cpu' (or 'cpu:0')")
+    if dev.type == 'cpu': return torch.device('cpu')
     if not torch.cuda.is_available():
         raise UsageError(
             f"device {str(dev)!r} asked for, but torch {torch.__version__} sees no CUDA device; use 'cpu' or 'auto'"

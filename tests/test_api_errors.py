@@ -64,4 +64,12 @@ def test_predict_takes_what_the_model_takes_and_checks_n_future():
     assert predict(m, x.numpy(), 3).shape == (2, 3, 1, 32, 32)  # a numpy array, as model(...) would need a tensor
     for n in (2.5, float('nan'), '5', True, 0):
         with pytest.raises(UsageError, match='n_future must be an integer >= 1'): predict(m, x, n)
-    with pytest.raises(UsageError, match=r'context must lie in \[0, 1\]'): predict(m, x * 100, 3)
+
+
+def test_a_cpu_index_and_fp16_on_the_cpu_are_one_line_errors(tmp_path, capsys):
+    for argv, words in ((['--device', 'cpu:5'], "the CPU is one device, 'cpu'"),
+                        (['--device', 'cpu', '--amp', 'fp16'], '(--amp bf16 or --amp fp32)')):
+        code = main(['train', '--config', 'mmnist_cpu_tiny', *argv, '--out', str(tmp_path / 'run'),
+                     '--results', str(tmp_path / 'results')])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and words in err[0], (code, err)
