@@ -170,7 +170,12 @@ def read_context(path, in_shape:tuple)->tuple[torch.Tensor, bool]:
     path = Path(path)
     try: a = np.load(path, allow_pickle=False)
     except FileNotFoundError: raise UsageError(f"input file {path} not found") from None
-    except (ValueError, OSError) as e: raise UsageError(f"{path} is not a readable .npy array ({e})") from None
+    except (ValueError, OSError, EOFError) as e:
+        raise UsageError(f"{path} is not a readable .npy array ({e or type(e).__name__})") from None
+    if not isinstance(a, np.ndarray):  # np.load opens an .npz archive whatever its name
+        a.close()
+        raise UsageError(f"{path} is an .npz archive, not one .npy array; save the context with np.save")
+    if a.size == 0: raise UsageError(f"{path}: expected at least one sequence of frames, got shape {a.shape}")
     _check_frames(path, a, in_shape)
     a = a.astype(np.float32) / 255 if a.dtype == np.uint8 else a
     x = torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))

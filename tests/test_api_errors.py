@@ -73,3 +73,19 @@ def test_a_cpu_index_and_fp16_on_the_cpu_are_one_line_errors(tmp_path, capsys):
                      '--results', str(tmp_path / 'results')])
         err = capsys.readouterr().err.strip().splitlines()
         assert code == 2 and len(err) == 1 and words in err[0], (code, err)
+
+
+def test_predict_inputs_that_are_not_one_context_array(tmp_path, capsys):
+    import numpy as np
+    from tau_course.model import TAU
+    ckpt = TAU.from_config('mmnist_cpu_tiny').save_pretrained(tmp_path / 'm')
+    (tmp_path / 'empty.npy').write_bytes(b'')
+    np.save(tmp_path / 'none.npy', np.zeros((0, 10, 1, 32, 32), np.float32))
+    np.savez(tmp_path / 'arch.npz', x=np.zeros((10, 1, 32, 32), np.float32))
+    (tmp_path / 'arch.npz').rename(tmp_path / 'arch.npy')  # an .npz under an .npy name
+    for name, words in (('empty.npy', 'is not a readable .npy array'), ('none.npy', 'expected at least one sequence of frames'),
+                        ('arch.npy', 'is an .npz archive')):
+        code = main(['predict', '--ckpt', str(ckpt), '--input', str(tmp_path / name), '--out', str(tmp_path / 'p.npy')])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 2 and len(err) == 1 and words in err[0], (name, code, err)
+        assert not (tmp_path / 'p.npy').exists()
