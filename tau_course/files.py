@@ -102,9 +102,13 @@ def folder_digests(folder)->dict|None:
     try: return json.loads(p.read_text()).get('sha256') if p.is_file() else None
     except ValueError: raise ChecksumError(f"{p}: not valid JSON; the checkpoint is damaged") from None
 
-def verify_folder(folder, fix:str='the folder is damaged: write or download it again')->bool:
-    "Check the files of `folder` against its recorded digests (True); warn once and return False if it records none."
+def verify_folder(folder, fix:str='the folder is damaged: write or download it again', # what to do about a mismatch
+                  verify:bool=True)->bool: # False: a folder that records no digests loads, with a warning
+    "Check `folder`'s files against their recorded digests (True); a folder recording none needs `verify=False`."
     digests = folder_digests(folder)
+    if digests is None and verify:
+        raise ChecksumError(f"{folder} records no SHA-256 of its files (no SHA256SUMS), so nothing can be checked; "
+                            "load it only if you trust it: verify=False (command line: --unverified)")
     if digests is None:
         warnings.warn(f"{folder} records no SHA-256 of its files; loaded unverified", UnverifiedWarning, stacklevel=2)
         return False
@@ -225,13 +229,14 @@ def read_json_file(path, what:str='a JSON object')->dict:
 
 # %% ../nbs/00a_files.ipynb #8d2e3fa1
 def read_model_folder(path, # a run's last/best folder, or a save_pretrained one
-                      fix:str|None=None)->ModelFolder: # what the user should do about a damaged folder
+                      fix:str|None=None, # what the user should do about a damaged folder
+                      verify:bool=True)->ModelFolder: # False: a folder without recorded digests loads (with a warning)
     "The one reader of model folders: find it (or its `.old`), check each file's SHA-256, then read config and weights."
     p = find_complete(path, lambda q: (q / WEIGHTS).is_file() and (q / CONFIG).is_file())
     if p is None:
         raise FileNotFoundError(f"no model folder at {path}: expected a folder with {WEIGHTS} and {CONFIG} "
                                 "(a run's 'last' or 'best' folder, or one written by save_pretrained)")
-    verify_folder(p, fix=fix or f'{p} is damaged; load another checkpoint, or save or train it again')
+    verify_folder(p, fix or f'{p} is damaged; load another checkpoint, or save or train it again', verify)
     from safetensors.torch import load_file  # torch only where weights are read
     config = read_json_file(p / CONFIG, 'a JSON object of the model config')
     state = (

@@ -193,7 +193,7 @@ class TAU(nn.Module):
         return cls(_named_config(name), **overrides)
     def save_pretrained(self, path): return save_pretrained(self, path)  # see "Saving and sharing weights"
     @classmethod
-    def from_pretrained(cls, src): return from_pretrained(src)  # a save_pretrained or checkpoint folder, or a Hub id
+    def from_pretrained(cls, src, verify:bool=True): return from_pretrained(src, verify)  # a folder or a Hub id
     def _init_weights(self):
         "Reference init: enc/dec trunc-normal(0.02), block convs fan-out normal, attention/1x1s/readout left default."
         self.enc.layers.apply(init_encdec_)
@@ -359,9 +359,10 @@ def _pretrained_folder(src) -> Path:
     p = Path(src)
     return p if p.is_dir() or old_path(p).is_dir() else _hub_folder(str(src))
 
-def from_pretrained(src) -> 'TAU': # a `save_pretrained` folder, a run's `last`/`best` folder, or a Hub id
+def from_pretrained(src, # a `save_pretrained` folder, a run's `last`/`best` folder, or a Hub id
+                    verify:bool=True) -> 'TAU': # False: a folder that records no SHA-256 loads (a warning)
     "Build a TAU from `config.json` and load `model.safetensors` strictly, after checking the folder's SHA-256."
-    f = read_model_folder(_pretrained_folder(src), fix=f'{src} is damaged: save, copy or download it again')
+    f = read_model_folder(_pretrained_folder(src), f'{src} is damaged: save, copy or download it again', verify)
     model, sd = TAU(read_config(f.config, f.path / CONFIG)), f.tensors
     ours = model.state_dict()
     bad = sorted(set(ours) ^ set(sd)) + [k for k in ours if k in sd and sd[k].shape != ours[k].shape]

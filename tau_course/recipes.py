@@ -394,13 +394,14 @@ def _build_registered(f)->nn.Module:
     return model
 
 # %% ../nbs/09a_recipes.ipynb #e0919f25
-def load_model(path, device='cpu')->nn.Module: # a run's last/best folder or a save_pretrained folder; where to put it
+def load_model(path, device='cpu', # a run's last/best folder or a save_pretrained folder; where to put it
+               verify:bool=True)->nn.Module: # False: a folder that records no SHA-256 loads (with a warning)
     "The model of checkpoint folder `path` (TAU or a registered model), verified against its SHA-256, in eval mode."
-    f = read_model_folder(path, fix=f'{path} is damaged; load another checkpoint or train again')
+    f = read_model_folder(path, f'{path} is damaged; load another checkpoint or train again', verify)
     cfg, known = f.config, {k.name for k in fields(TAUConfig)}
     if cfg.get('name') not in MODELS and cfg.get('name') not in CONFIGS: load_plugins()
     if cfg.get('name') not in MODELS and not known & set(cfg):
         raise UsageError(f"{f.path / 'config.json'} is not a TAU config (expected keys such as {sorted(known)[:4]}...) "
                          f"nor one of a registered model {sorted(MODELS)}")
-    model = _build_registered(f) if cfg.get('name') in MODELS else TAU.from_pretrained(f.path)
+    model = _build_registered(f) if cfg.get('name') in MODELS else TAU.from_pretrained(f.path, verify)
     return model.to(device).eval()

@@ -290,13 +290,14 @@ def budget_steps(minutes:float, step_s:float, valid_s:float, steps_per_epoch:int
 # %% ../nbs/09b_runner.ipynb #c488f9d5
 def run_eval(ckpt, test_set:str='auto', n:int|None=None, n_future:int|None=None, digits:int=2, # what to score on
              batch_size:int=16, name:str|None=None, results='results', # record name: default eval_<run>_<folder>
-             device=None, num_workers:int=0)->dict: # where the model runs ('auto': CUDA if present); loader processes
+             device=None, num_workers:int=0, # where the model runs ('auto': CUDA if present); loader processes
+             verify:bool=True)->dict: # False: score a folder that records no SHA-256 (a warning)
     "Score checkpoint `ckpt` on the Moving MNIST test set (standard, else the labelled stand-in) and record it."
     for flag, v, lo in (('--batch-size', batch_size, 1), ('--num-workers', num_workers, 0)):
         if isinstance(v, bool) or not isinstance(v, int) or v < lo:
             raise UsageError(f"{flag} must be an integer >= {lo}, got {v!r}")
     device = resolve_device(device)
-    model = load_model(ckpt, device)
+    model = load_model(ckpt, device, verify)
     n_future = model.config.in_shape[0] if n_future is None else n_future
     ds, label = _test_set(model.config.in_shape, test_set, n, n_future=n_future, digits=digits)
     t0 = time.time()
@@ -313,12 +314,12 @@ def run_eval(ckpt, test_set:str='auto', n:int|None=None, n_future:int|None=None,
 
 # %% ../nbs/09b_runner.ipynb #99f4ce5f
 def run_predict(ckpt, input, n_future:int, out, gif=None, # checkpoint; context .npy; frames; .npy to write; .gif
-                device=None)->tuple: # where the model runs ('auto': CUDA if present)
+                device=None, verify:bool=True)->tuple: # where the model runs; False: a folder without digests
     "Forecast `n_future` frames from the context in `input`; write `out` (.npy), maybe `gif`; returns their shape."
     if n_future < 1: raise UsageError(f"--n-future must be >= 1, got {n_future}")
     out = Path(out)
     if out.suffix != '.npy': raise UsageError(f"--out must end in .npy, got {out}")
-    model = load_model(ckpt, resolve_device(device))
+    model = load_model(ckpt, resolve_device(device), verify)
     x, batched = read_context(input, model.config.in_shape)
     pred = predict(model, x, n_future).numpy()  # predict moves x to the model's device and back
     buf = io.BytesIO()
@@ -329,14 +330,14 @@ def run_predict(ckpt, input, n_future:int, out, gif=None, # checkpoint; context 
     return pred.shape if batched else pred.shape[1:]
 
 # %% ../nbs/09b_runner.ipynb #16f13b1c
-def export_onnx(ckpt, onnx)->float: # checkpoint folder; .onnx file to write
+def export_onnx(ckpt, onnx, verify:bool=True)->float: # checkpoint folder; .onnx file to write; False: no digests
     "Export checkpoint `ckpt` to ONNX, verified with onnxruntime (max abs difference <= 1e-4); returns the difference."
     out = Path(onnx)
     if out.suffix != '.onnx': raise UsageError(f"--onnx must end in .onnx, got {out}")
     try: import onnxruntime as ort
     except ImportError:
         raise UsageError("export verifies the graph with onnxruntime: pip install onnxruntime") from None
-    model = load_model(ckpt)
+    model = load_model(ckpt, verify=verify)
     x = torch.rand(2, *model.config.in_shape, generator=torch.Generator().manual_seed(0))
     with atomic_path(out) as tmp:
         torch.onnx.export(model, (x,), str(tmp), dynamo=False, input_names=['context'], output_names=['prediction'],

@@ -89,3 +89,16 @@ def test_predict_inputs_that_are_not_one_context_array(tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert code == 2 and len(err) == 1 and words in err[0], (name, code, err)
         assert not (tmp_path / 'p.npy').exists()
+
+
+def test_a_folder_without_digests_loads_only_when_asked(tmp_path, capsys):
+    from tau_course.files import SHA256SUMS
+    import numpy as np
+    ckpt = TAU.from_config('mmnist_cpu_tiny').save_pretrained(tmp_path / 'm')
+    (ckpt / SHA256SUMS).unlink()
+    np.save(tmp_path / 'ctx.npy', np.zeros((10, 1, 32, 32), np.float32))
+    argv = ['predict', '--ckpt', str(ckpt), '--input', str(tmp_path / 'ctx.npy'), '--out', str(tmp_path / 'p.npy')]
+    assert main(argv) == 2 and '--unverified' in capsys.readouterr().err and not (tmp_path / 'p.npy').exists()
+    from tau_course.files import UnverifiedWarning
+    with pytest.warns(UnverifiedWarning): assert main([*argv, '--unverified']) == 0  # loaded, and said so
+    assert (tmp_path / 'p.npy').is_file()
