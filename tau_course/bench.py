@@ -20,7 +20,7 @@ from .files import UsageError
 from .data import MovingMNIST
 from .losses import tau_loss
 from .baselines import gflops
-from .train import EpochBatchSampler, backend_flags, collate_batches, resolve_device
+from .train import backend_flags, make_loader, resolve_device
 from .recipes import RECIPES, build_model, get_recipe, in_shape_of
 from .runner import RunRecord, cpu_info, machine, write_result
 
@@ -236,9 +236,8 @@ def loader_rates(ds, # a map-style dataset with `__getitems__`, e.g. `MovingMNIS
     if n_batches < 1 or len(ds) < n_batches * batch_size:
         raise UsageError(f"expected batch_size >= 1 and {n_batches} batches of it within the {len(ds)} items, "
                          f"got {batch_size}")
-    sampler = lambda: EpochBatchSampler(len(ds), batch_size, shuffle=True)
-    loaders = {'item': DataLoader(_ItemsOnly(ds), batch_sampler=sampler(), num_workers=0),
-               'batched': DataLoader(ds, batch_sampler=sampler(), num_workers=0, collate_fn=collate_batches)}
+    # the training loader (chapter 09) for both: `collate_batches` stacks _ItemsOnly's items as default_collate does
+    loaders = {'item': make_loader(_ItemsOnly(ds), batch_size), 'batched': make_loader(ds, batch_size)}
     for dl in loaders.values(): next(iter(dl))  # warm-up
     runs = {k: [] for k in loaders}
     for _ in range(repeats):  # the two loaders alternate

@@ -36,9 +36,8 @@ def recipe_from_args(a):
     if a.minutes is not None and a.epochs is not None:
         raise UsageError("--minutes and --epochs both size the run; pass one (--minutes picks the step count itself)")
     over['amp'] = runner.resolve_amp(a.amp, runner.resolve_device(a.device))  # 'auto': bf16 where native (09b)
-    for flag, v, lo in (('--length', a.length, 1), ('--val-length', a.val_length, 1), ('--digits', a.digits, 1),
-                        ('--curriculum-epochs', a.curriculum_epochs, 0)):
-        if v is not None and v < lo: raise UsageError(f"{flag} must be an integer >= {lo}, got {v}")
+    runner.check_int_flags(('--length', a.length, 1), ('--val-length', a.val_length, 1), ('--digits', a.digits, 1),
+                           ('--curriculum-epochs', a.curriculum_epochs, 0))
     try: cfg = get_recipe(a.config, **over)
     except UsageError as e: raise UsageError(str(e).replace('unknown recipe', 'unknown config')) from None
     data = {k: v for k, v in dict(length=a.length, val_length=a.val_length, root=a.data_root, num_digits=a.digits,

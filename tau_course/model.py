@@ -6,7 +6,7 @@
 __all__ = ['FIELD_RULES', 'TAU_RULES', 'CONFIGS', 'OPENSTL_KEYS', 'PRETRAINED_FILES', 'check_fields', 'check_model_config',
            'TAUConfig', 'Translator', 'check_input', 'encode_translate_decode', 'TAU', 'num_params', 'rollout',
            'predict', 'convert_key', 'openstl_state_dict', 'load_openstl', 'save_pretrained', 'read_config',
-           'from_pretrained']
+           'tau_from_folder', 'from_pretrained']
 
 # %% ../nbs/06_model.ipynb #07d019ef
 import json, math, os, re
@@ -359,10 +359,8 @@ def _pretrained_folder(src) -> Path:
     p = Path(src)
     return p if p.is_dir() or old_path(p).is_dir() else _hub_folder(str(src))
 
-def from_pretrained(src, # a `save_pretrained` folder, a run's `last`/`best` folder, or a Hub id
-                    verify:bool=True) -> 'TAU': # False: a folder that records no SHA-256 loads (a warning)
-    "Build a TAU from `config.json` and load `model.safetensors` strictly, after checking the folder's SHA-256."
-    f = read_model_folder(_pretrained_folder(src), f'{src} is damaged: save, copy or download it again', verify)
+def tau_from_folder(f) -> 'TAU': # a `files.ModelFolder`, read and checked by `read_model_folder`
+    "The TAU of a checked model folder: built from its config.json, its weights loaded strictly."
     model, sd = TAU(read_config(f.config, f.path / CONFIG)), f.tensors
     ours = model.state_dict()
     bad = sorted(set(ours) ^ set(sd)) + [k for k in ours if k in sd and sd[k].shape != ours[k].shape]
@@ -370,3 +368,9 @@ def from_pretrained(src, # a `save_pretrained` folder, a run's `last`/`best` fol
                              f"{bad[:8]}" + (f" (+{len(bad) - 8} more)" if len(bad) > 8 else ''))
     model.load_state_dict(sd, strict=True)
     return model
+
+def from_pretrained(src, # a `save_pretrained` folder, a run's `last`/`best` folder, or a Hub id
+                    verify:bool=True) -> 'TAU': # False: a folder that records no SHA-256 loads (a warning)
+    "Build a TAU from `config.json` and load `model.safetensors` strictly, after checking the folder's SHA-256."
+    fix = f'{src} is damaged: save, copy or download it again'
+    return tau_from_folder(read_model_folder(_pretrained_folder(src), fix, verify))

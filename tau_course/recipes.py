@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset, Subset
 from .files import UsageError, read_model_folder
 from .data import EpochStages, MovingMNIST, Pooled, STANDIN_SEED, mmnist_test_set
-from .model import TAU, TAUConfig, CONFIGS, rollout
+from .model import TAU, TAUConfig, CONFIGS, rollout, tau_from_folder
 from .losses import tau_loss
 from .metrics import MetricAccumulator
 from .train import (SCHEDULES, Callback, CheckpointCB, DataLoaders, DDPCB, EMACB, LogCB, MetricsCB, NonFiniteCB, PlotCB,
@@ -403,5 +403,5 @@ def load_model(path, device='cpu', # a run's last/best folder or a save_pretrain
     if cfg.get('name') not in MODELS and not known & set(cfg):
         raise UsageError(f"{f.path / 'config.json'} is not a TAU config (expected keys such as {sorted(known)[:4]}...) "
                          f"nor one of a registered model {sorted(MODELS)}")
-    model = _build_registered(f) if cfg.get('name') in MODELS else TAU.from_pretrained(f.path, verify)
+    model = _build_registered(f) if cfg.get('name') in MODELS else tau_from_folder(f)  # read and checked once
     return model.to(device).eval()

@@ -4,9 +4,9 @@
 
 # %% auto #0
 __all__ = ['NATIVE_BF16', 'RESULT_KEYS', 'SHOWCASE', 'PROVENANCE', 'cpu_info', 'hardware', 'machine', 'resolve_amp',
-           'commit_info', 'git_commit', 'RunRecord', 'write_result', 'eval_dataset', 'read_context', 'metrics_of',
-           'run_train', 'budget_steps', 'run_eval', 'run_predict', 'export_onnx', 'render_demo', 'run_demo',
-           'shipped_model', 'run_forecast', 'ship_model']
+           'commit_info', 'git_commit', 'RunRecord', 'write_result', 'check_int_flags', 'eval_dataset', 'read_context',
+           'metrics_of', 'run_train', 'budget_steps', 'run_eval', 'run_predict', 'export_onnx', 'render_demo',
+           'run_demo', 'shipped_model', 'run_forecast', 'ship_model']
 
 # %% ../nbs/09b_runner.ipynb #a34b9c92
 import functools, io, json, math, os, platform, subprocess, sys, time, warnings
@@ -18,7 +18,7 @@ from .files import UsageError, atomic_path, atomic_write, folder_digests, repo_r
 from .data import MovingMNIST, save_gif, show_grid
 from .model import predict
 from .metrics import METRIC_KEYS
-from .train import StopAfterSteps, StopAtTarget, find_checkpoint, resolve_device
+from .train import StopAfterSteps, StopAtTarget, check_positive, find_checkpoint, resolve_device
 from .recipes import (TrainConfig, build_data, dataset_label, evaluate, get_recipe, load_model, mmnist_split,
                       time_steps, train)
 
@@ -123,6 +123,12 @@ def write_result(path, rec:RunRecord)->Path:
     return write_json(path, {**out, **rec.extra})
 
 # %% ../nbs/09b_runner.ipynb #b27a844a
+def check_int_flags(*checks): # (flag, value, least value) triples; a value of None: the flag was not given
+    "A `UsageError` naming the first flag whose value is not an integer >= its least value."
+    for flag, v, lo in checks:
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < lo):
+            raise UsageError(f"{flag} must be an integer >= {lo}, got {v!r}")
+
 def eval_dataset(in_shape:tuple, kind:str='auto', # the model's (T, C, H, W); 'auto', 'standard' or 'standin'
                  n:int|None=None, root=None, # the first n sequences (None: all); the data folder
                  n_future:int|None=None, digits:int=2): # frames to predict (default T); digits per sequence
@@ -220,16 +226,8 @@ def _budget(cfg:TrainConfig, out:Path, minutes, resume:bool, device, timer, data
 # %% ../nbs/09b_runner.ipynb #00826e27
 def _stop_rules(max_steps, target_mse)->list:
     "The stop rules of `--max-steps` and `--target-mse` (chapter 09), checked before anything runs."
-    rules = []
-    if max_steps is not None:
-        if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
-            raise UsageError(f"--max-steps must be an integer >= 1, got {max_steps!r}")
-        rules.append(StopAfterSteps(max_steps))
-    if target_mse is not None:
-        if isinstance(target_mse, bool) or not isinstance(target_mse, (int, float)) or not math.isfinite(target_mse) \
-                or target_mse <= 0:
-            raise UsageError(f"--target-mse must be a finite number > 0, got {target_mse!r}")
-        rules.append(StopAtTarget(target_mse, 'mse'))
+    rules = [] if max_steps is None else [StopAfterSteps(max_steps, '--max-steps')]
+    if target_mse is not None: rules.append(StopAtTarget(check_positive('--target-mse', target_mse), 'mse'))
     return rules
 
 def _ended(rec:dict, out:Path)->dict:
@@ -293,9 +291,7 @@ def run_eval(ckpt, test_set:str='auto', n:int|None=None, n_future:int|None=None,
              device=None, num_workers:int=0, # where the model runs ('auto': CUDA if present); loader processes
              verify:bool=True)->dict: # False: score a folder that records no SHA-256 (a warning)
     "Score checkpoint `ckpt` on the Moving MNIST test set (standard, else the labelled stand-in) and record it."
-    for flag, v, lo in (('--batch-size', batch_size, 1), ('--num-workers', num_workers, 0)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < lo:
-            raise UsageError(f"{flag} must be an integer >= {lo}, got {v!r}")
+    check_int_flags(('--batch-size', batch_size, 1), ('--num-workers', num_workers, 0))
     device = resolve_device(device)
     model = load_model(ckpt, device, verify)
     n_future = model.config.in_shape[0] if n_future is None else n_future

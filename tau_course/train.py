@@ -11,8 +11,8 @@ __all__ = ['EXIT_NONFINITE', 'SCHEDULES', 'CKPT_FILES', 'RESUME_KEYS', 'seed_eve
            'collate_batches', 'make_loader', 'NonFiniteCB', 'MetricsCB', 'in_notebook', 'format_record', 'show_text',
            'ProgressCB', 'plot_losses', 'PlotCB', 'LogCB', 'get_rng_state', 'set_rng_state', 'unwrap', 'trainer_state',
            'load_trainer_state', 'find_checkpoint', 'save_checkpoint', 'load_checkpoint', 'check_same_run',
-           'CheckpointCB', 'StopRule', 'check_stop_rule', 'agree_min', 'StopAfterSteps', 'StopAfterTime',
-           'StopAtTarget', 'EMACB', 'setup_distributed', 'DDPCB']
+           'CheckpointCB', 'StopRule', 'check_stop_rule', 'agree_min', 'check_positive', 'StopAfterSteps',
+           'StopAfterTime', 'StopAtTarget', 'EMACB', 'setup_distributed', 'DDPCB']
 
 # %% ../nbs/09_train.ipynb #6fa3317d
 import base64, contextlib, csv, functools, io, itertools, json, math, os, random, sys, time
@@ -827,7 +827,8 @@ def agree_min(k:int)->int:
     return int(t.item())
 
 # %% ../nbs/09_train.ipynb #6b1d8f22
-def _positive(what:str, v, integer:bool=False):
+def check_positive(what:str, v, integer:bool=False): # the name in the message (a flag, a field); the value
+    "`v` if it is a finite number > 0 (an integer with `integer`, never a bool), else a `UsageError` naming `what`."
     ok = isinstance(v, int) if integer else isinstance(v, (int, float)) and math.isfinite(v)
     if isinstance(v, bool) or not ok or v <= 0:
         raise UsageError(f"{what} must be {'an integer' if integer else 'a finite number'} > 0, got {v!r}")
@@ -835,15 +836,15 @@ def _positive(what:str, v, integer:bool=False):
 
 class StopAfterSteps(StopRule):
     "Stop after optimiser step `n` of the run (a resumed run counts the steps before it too)."
-    def __init__(self, n: int):
-        self.n, self.why = _positive('the step count of StopAfterSteps', n, True), f'max_steps={n}'
+    def __init__(self, n:int, what:str='the step count of StopAfterSteps'): # the steps; its name in errors
+        self.n, self.why = check_positive(what, n, True), f'max_steps={n}'
 
     def after_step(self, learn): return learn.n_step >= self.n
 
 class StopAfterTime(StopRule):
     "Stop after the first optimiser step that ends `seconds` or more after `fit` started, by `clock`."
     def __init__(self, seconds:float, clock=time.monotonic): # the budget; the clock (tests inject one)
-        self.seconds, self.clock = _positive('the seconds of StopAfterTime', seconds), clock
+        self.seconds, self.clock = check_positive('the seconds of StopAfterTime', seconds), clock
         self.why = f'wall clock {seconds:g} s'
     def start(self, learn): self.t0 = self.clock()
     def after_step(self, learn): return self.clock() - self.t0 >= self.seconds
